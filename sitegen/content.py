@@ -1,0 +1,371 @@
+"""Load and validate the YAML content: site settings, user profiles, storefronts.
+
+Every record is checked field by field against a small schema, and every
+problem is reported as ``content/…/file.yaml:LINE:COL: message`` so a person
+can jump straight to it. YAML's sharp edges (``no`` read as False, ``12:30``
+read as a number, duplicate keys silently dropping data, alias bombs) are
+turned into errors instead of surprises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ContentError, ContentErrors
+
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_FILE_BYTES = 256 * 1024
+SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
+MAX_SLUG_LENGTH = 64
+# Names that break on some file systems or shadow the site's own files.
+RESERVED_SLUGS = frozenset(
+    {"con", "prn", "aux", "nul", "index", "static"}
+    | {f"com{i}" for i in range(10)}
+    | {f"lpt{i}" for i in range(10)}
+)
+NAV_PAGES = {"home": "pages.index", "about": "pages.about",
+             "users": "pages.users", "stores": "pages.stores"}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    page: str
+
+    @property
+    def endpoint(self) -> str:
+        return NAV_PAGES[self.page]
+
+
+@dataclass(frozen=True)
+class Site:
+    title: str
+    tagline: str
+    base_url: str
+    about: str
+    nav: tuple[NavItem, ...]
+    source: Path
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    name: str
+    joined: dt.date
+    awards: tuple[str, ...]
+    bio: str
+    source: Path
+
+
+@dataclass(frozen=True)
+class Store:
+    slug: str
+    city: str
+    name: str
+    address: str
+    hours: tuple[tuple[str, str], ...]
+    phone: str
+    source: Path
+
+
+@dataclass
+class Content:
+    site: Site
+    users: dict[str, User] = field(default_factory=dict)
+    stores: dict[str, Store] = field(default_factory=dict)
+
+
+class _Invalid(Exception):
+    """A value that does not fit its field, raised at the node that holds it."""
+
+    def __init__(self, message: str, node: yaml.Node):
+        super().__init__(message)
+        self.message, self.node = message, node
+
+
+# ---------------------------------------------------------------- field checks
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return ("a boolean (YAML reads yes/no/on/off/true/false as booleans; "
+                "put the text in quotes)")
+    if isinstance(value, (int, float)):
+        return ("a number (YAML reads 0755 as 493 and 12:30 as 750; "
+                "put the text in quotes)")
+    if isinstance(value, dt.datetime):
+        return "a date and time"
+    if isinstance(value, dt.date):
+        return "a date (put the text in quotes)"
+    if value is None:
+        return "nothing"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _text(value: Any, node: yaml.Node) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected text, got {_describe(value)}", node)
+    if not value.strip():
+        raise _Invalid("must not be empty", node)
+    return value.strip()
+
+
+def _date(value: Any, node: yaml.Node) -> dt.date:
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise _Invalid(f"expected a date written YYYY-MM-DD, got {_describe(value)}", node)
+    return value
+
+
+def _url(value: Any, node: yaml.Node) -> str:
+    url = _text(value, node)
+    if not re.match(r"https?://[^/\s]+(/\S*)?\Z", url):
+        raise _Invalid(f"expected an http(s) URL such as https://example.org/, got {url!r}", node)
+    return url if url.endswith("/") else url + "/"
+
+
+def _text_list(value: Any, node: yaml.Node) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _Invalid(f"expected a list, got {_describe(value)}", node)
+    return tuple(_text(item, item_node) for item, item_node in zip(value, node.value))
+
+
+def _text_map(value: Any, node: yaml.Node) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not value:
+        raise _Invalid(f"expected a mapping such as 'Monday to Friday: 9am-6pm', got {_describe(value)}", node)
+    return tuple((_text(key, key_node), _text(value[key], value_node))
+                 for (key_node, value_node), key in zip(node.value, value))
+
+
+def _nav(value: Any, node: yaml.Node) -> tuple[NavItem, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(f"expected a list of {{label, page}} items, got {_describe(value)}", node)
+    items = []
+    for item, item_node in zip(value, node.value):
+        fields = _check_mapping(item, item_node, {"label": (_text, True), "page": (_nav_page, True)})
+        items.append(NavItem(**fields))
+    return tuple(items)
+
+
+def _nav_page(value: Any, node: yaml.Node) -> str:
+    page = _text(value, node)
+    if page not in NAV_PAGES:
+        raise _Invalid(f"unknown page {page!r}; expected one of {', '.join(NAV_PAGES)}", node)
+    return page
+
+
+Check = Callable[[Any, yaml.Node], Any]
+Schema = dict[str, tuple[Check, bool]]  # field -> (check, required)
+
+SITE_SCHEMA: Schema = {"title": (_text, True), "tagline": (_text, True), "base_url": (_url, True),
+                       "about": (_text, True), "nav": (_nav, True)}
+USER_SCHEMA: Schema = {"username": (_text, True), "name": (_text, True), "joined": (_date, True),
+                       "awards": (_text_list, False), "bio": (_text, False)}
+STORE_SCHEMA: Schema = {"city": (_text, True), "name": (_text, True), "address": (_text, True),
+                        "hours": (_text_map, True), "phone": (_text, True)}
+OPTIONAL_DEFAULTS = {"awards": (), "bio": ""}
+
+
+def _check_mapping(value: Any, node: yaml.Node, schema: Schema) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"expected a mapping of fields, got {_describe(value)}", node)
+    nodes = {key_node.value: (key_node, value_node) for key_node, value_node in node.value}
+    for key in value:
+        if key not in schema:
+            known = ", ".join(schema)
+            raise _Invalid(f"unknown field {key!r}; expected {known}", nodes[str(key)][0]
+                           if str(key) in nodes else node)
+    fields = {}
+    for name, (check, required) in schema.items():
+        if name in value:
+            fields[name] = check(value[name], nodes[name][1])
+        elif required:
+            raise _Invalid(f"missing required field {name!r}", node)
+        else:
+            fields[name] = OPTIONAL_DEFAULTS[name]
+    return fields
+
+
+# ---------------------------------------------------------------- YAML parsing
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _error(path: str, node_or_mark: Any, message: str) -> ContentError:
+    mark = getattr(node_or_mark, "start_mark", node_or_mark)
+    if mark is None:
+        return ContentError(path, 1, 1, message)
+    return ContentError(path, mark.line + 1, mark.column + 1, message)
+
+
+def _refuse_anchors(text: str, shown: str) -> None:
+    """Anchors and aliases can expand exponentially; content never needs them."""
+    for event in yaml.parse(text, Loader=Loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise _error(shown, event.start_mark, f"aliases (*{event.anchor}) are not allowed in content")
+        if getattr(event, "anchor", None):
+            raise _error(shown, event.start_mark, f"anchors (&{event.anchor}) are not allowed in content")
+
+
+def _refuse_duplicate_keys(node: yaml.Node, shown: str) -> None:
+    """PyYAML keeps the last of duplicate keys silently; a typo'd copy would win."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if isinstance(key_node, yaml.ScalarNode) and key in seen:
+                first = seen[key].start_mark.line + 1
+                raise _error(shown, key_node, f"duplicate key {key!r} (first set on line {first})")
+            seen[key] = key_node
+            _refuse_duplicate_keys(value_node, shown)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, shown)
+
+
+def parse_record(path: Path, root: Path, schema: Schema) -> tuple[dict[str, Any], yaml.Node]:
+    """Parse one YAML file into checked fields; raise ContentError on the first problem."""
+    shown = _display(path, root)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ContentError(shown, 1, 1, f"cannot read: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ContentError(shown, 1, 1, f"file is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ContentError(shown, line, 1, "not valid UTF-8 text") from None
+    try:
+        if "&" in text or "*" in text:
+            _refuse_anchors(text, shown)
+        loader = Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise ContentError(shown, 1, 1, "file is empty; expected a mapping of fields")
+            _refuse_duplicate_keys(node, shown)
+            value = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        problem = " ".join(filter(None, [exc.context, exc.problem])) or "invalid YAML"
+        raise _error(shown, exc.problem_mark or exc.context_mark, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ContentError(shown, 1, 1, f"invalid YAML: {exc}") from None
+    try:
+        return _check_mapping(value, node, schema), node
+    except _Invalid as exc:
+        raise _error(shown, exc.node, exc.message) from None
+
+
+def check_slug(slug: str) -> str | None:
+    """Why ``slug`` cannot be part of a URL, or None when it can."""
+    if len(slug) > MAX_SLUG_LENGTH:
+        return f"name {slug!r} is longer than {MAX_SLUG_LENGTH} characters"
+    if not SLUG_PATTERN.match(slug):
+        return (f"name {slug!r} is not a valid slug: use lowercase ASCII letters, digits "
+                "and single hyphens (e.g. guido-van-rossum.yaml)")
+    if slug in RESERVED_SLUGS:
+        return f"name {slug!r} is reserved"
+    return None
+
+
+def load_site(content_dir: Path, root: Path) -> Site:
+    path = content_dir / "site.yaml"
+    if not path.is_file():
+        raise ContentError(_display(path, root), 1, 1, "missing: every site needs content/site.yaml")
+    fields, _ = parse_record(path, root, SITE_SCHEMA)
+    return Site(source=path, **fields)
+
+
+def load_user(path: Path, root: Path) -> User:
+    fields, node = parse_record(path, root, USER_SCHEMA)
+    if fields["username"] != path.stem:
+        key_node = next(v for k, v in node.value if k.value == "username")
+        raise _error(_display(path, root), key_node,
+                     f"username {fields['username']!r} must match the file name {path.stem!r}")
+    return User(source=path, **fields)
+
+
+def load_store(path: Path, root: Path) -> Store:
+    fields, _ = parse_record(path, root, STORE_SCHEMA)
+    return Store(slug=path.stem, source=path, **fields)
+
+
+def record_files(folder: Path) -> list[Path]:
+    """The .yaml files of a folder, in name order; hidden files and editor backups skipped."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file())
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:
+    """Bad file names and names that would land on one URL or one file."""
+    errors, by_folded = [], {}
+    for path in paths:
+        shown = _display(path, root)
+        if path.suffix != ".yaml":
+            errors.append(ContentError(shown, 1, 1, "content files must end in .yaml"))
+            continue
+        problem = check_slug(path.stem)
+        if problem:
+            errors.append(ContentError(shown, 1, 1, problem))
+        by_folded.setdefault(_fold(path.stem), []).append(path)
+    for twins in by_folded.values():
+        for path in twins if len(twins) > 1 else ():
+            others = ", ".join(_display(p, root) for p in twins if p != path)
+            errors.append(ContentError(_display(path, root), 1, 1,
+                                       f"name collides with {others} (same URL after case folding)"))
+    return errors
+
+
+def load_content(root: Path) -> Content:
+    """Load everything under ``root/content``; raise ContentErrors listing every problem."""
+    content_dir = root / "content"
+    errors: list[ContentError] = []
+    site = None
+    try:
+        site = load_site(content_dir, root)
+    except ContentError as exc:
+        errors.append(exc)
+    loaded: dict[str, dict] = {"users": {}, "stores": {}}
+    for folder, load in (("users", load_user), ("stores", load_store)):
+        paths = record_files(content_dir / folder)
+        bad = _slug_errors(paths, root)
+        errors.extend(bad)
+        bad_paths = {e.path for e in bad}
+        for path in paths:
+            if _display(path, root) in bad_paths:
+                continue
+            try:
+                loaded[folder][path.stem] = load(path, root)
+            except ContentError as exc:
+                errors.append(exc)
+    if errors:
+        raise ContentErrors(errors)
+    assert site is not None
+    return Content(site=site, users=loaded["users"], stores=loaded["stores"])
