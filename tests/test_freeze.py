@@ -1,0 +1,189 @@
+"""The frozen site: one page per record, every link resolves, and freezing is safe."""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO, parse_html
+from sitegen.cli import main
+from sitegen.freeze import MARKER, freeze_site
+
+
+def page(build: Path, url_path: str):
+    return parse_html((build / url_path.lstrip("/") / "index.html").read_bytes())
+
+
+def internal_links(build: Path):
+    """(page, link) for every href/src of every HTML page that stays on the site."""
+    for html in sorted(build.rglob("*.html")):
+        soup = parse_html(html.read_bytes())
+        for tag in soup.find_all(href=True) + soup.find_all(src=True):
+            link = tag.get("href") or tag.get("src")
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or link.startswith("#"):
+                continue
+            yield html, link
+
+
+def resolve(build: Path, link: str, base_path: str) -> Path:
+    path = urlsplit(link).path
+    assert path.startswith(base_path), f"{link} is outside the base path {base_path}"
+    relative = path[len(base_path):]
+    return build / (relative + "index.html" if relative.endswith("/") or not relative else relative)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_every_user_gets_a_profile_with_their_data(frozen_build, example_content):
+    for user in example_content.users.values():
+        soup = page(frozen_build, f"/users/{user.username}/")
+        assert soup.h1.get_text(strip=True) == user.name
+        assert soup.title.get_text() == f"Profile of {user.name} · Wordsmiths"
+        assert soup.find("time")["datetime"] == user.joined.isoformat()
+        awards = [li.get_text(strip=True) for li in soup.select("ul.awards li")]
+        assert awards == list(user.awards)
+        if not user.awards:
+            assert f"{user.name} has no awards" in soup.get_text()
+
+
+def test_every_store_gets_a_storefront(frozen_build, example_content):
+    for store in example_content.stores.values():
+        soup = page(frozen_build, f"/stores/{store.slug}/")
+        assert soup.h1.get_text(strip=True) == store.name
+        assert f"Yes! We are located in {store.city}" in soup.get_text()
+        assert soup.select_one("a[href^='tel:']").get_text() == store.phone
+
+
+def test_lists_link_every_record(frozen_build, example_content):
+    users = page(frozen_build, "/users/")
+    assert {a["href"] for a in users.select("#user-list a")} == \
+        {f"/users/{name}/" for name in example_content.users}
+    stores = page(frozen_build, "/stores/")
+    assert {a["href"] for a in stores.select(".store-grid a")} == \
+        {f"/stores/{slug}/" for slug in example_content.stores}
+    home = page(frozen_build, "/")
+    assert {a["href"] for a in home.select(".city-list a")} == \
+        {f"/stores/{slug}/" for slug in example_content.stores}
+
+
+def test_every_internal_link_resolves_to_a_file(frozen_build):
+    checked = 0
+    for html, link in internal_links(frozen_build):
+        assert resolve(frozen_build, link, "/").is_file(), f"{html}: broken link {link}"
+        checked += 1
+    assert checked > 100
+
+
+def test_static_assets_are_copied(frozen_build):
+    for asset in ("styles/site.css", "scripts/site.js", "images/logo.svg"):
+        assert (frozen_build / "static" / asset).read_bytes() == (REPO / "static" / asset).read_bytes()
+
+
+def test_404_page_sitemap_and_robots(frozen_build, example_content):
+    soup = parse_html((frozen_build / "404.html").read_bytes())
+    assert soup.h1.get_text() == "Page not found"
+    sitemap = ElementTree.parse(frozen_build / "sitemap.xml").getroot()
+    locs = [loc.text for loc in sitemap.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert "https://wordsmiths.example.org/users/guido-van-rossum/" in locs
+    assert len(locs) == 4 + len(example_content.users) + len(example_content.stores)
+    robots = (frozen_build / "robots.txt").read_text()
+    assert "Sitemap: https://wordsmiths.example.org/sitemap.xml" in robots
+
+
+def test_nothing_but_the_site_is_frozen(frozen_build):
+    names = {p.name for p in frozen_build.iterdir()}
+    assert names == {"index.html", "404.html", "about", "users", "stores", "static",
+                     "sitemap.xml", "robots.txt", MARKER}
+
+
+def test_sub_path_build_links_stay_under_the_sub_path(tmp_path):
+    dest = tmp_path / "build"
+    freeze_site(REPO, dest, base_url="https://example.org/sub/")
+    assert (dest / "users" / "guido-van-rossum" / "index.html").is_file()
+    checked = 0
+    for html, link in internal_links(dest):
+        assert resolve(dest, link, "/sub/").is_file(), f"{html}: broken link {link}"
+        checked += 1
+    assert checked > 100
+    canonical = page(dest, "/users/ada-lovelace/").find("link", rel="canonical")["href"]
+    assert canonical == "https://example.org/sub/users/ada-lovelace/"
+
+
+def test_two_freezes_are_byte_identical(frozen_build, tmp_path):
+    again = tmp_path / "again"
+    freeze_site(REPO, again)
+    comparison = filecmp.dircmp(frozen_build, again)
+    assert snapshot(frozen_build) == snapshot(again), comparison.report()
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda root: (root / "content/users/ada-lovelace.yaml").write_text("name: [\n"),
+         "content/users/ada-lovelace.yaml:2:1: invalid YAML"),
+        (lambda root: (root / "content/users/ada-lovelace.yaml").write_text(
+            "username: ada-lovelace\njoined: 2020-01-01\n"),
+         "content/users/ada-lovelace.yaml:1:1: missing required field 'name'"),
+        (lambda root: (root / "content/stores/london.yaml").write_text(
+            "city: London\nname: L\naddress: A\nphone: yes\nhours: {Mon: x}\n"),
+         "content/stores/london.yaml:4:8: expected text, got a boolean"),
+        (lambda root: (root / "content/users/Bad..Slug.yaml").write_text("username: x\n"),
+         "content/users/Bad..Slug.yaml:1:1: name 'Bad..Slug' is not a valid slug"),
+        (lambda root: (root / "templates/profile.html").write_text(
+            '{% extends "base.html" %}\n{% block main %}\n<p>{{ nickname }}</p>\n{% endblock %}\n'),
+         "templates/profile.html:3: 'nickname' is undefined (while freezing /users/"),
+        (lambda root: (root / "templates/about.html").write_text("{% if %}\n"),
+         "templates/about.html:1: Expected an expression"),
+    ],
+    ids=["malformed-yaml", "missing-field", "wrong-type", "unsafe-slug", "undefined-variable", "template-syntax"],
+)
+def test_bad_input_exits_1_naming_file_and_line_and_keeps_the_last_build(make_project, breakage, message):
+    root = make_project()
+    runner = CliRunner()
+    assert runner.invoke(main, ["--root", str(root), "freeze"]).exit_code == 0
+    before = snapshot(root / "build")
+    breakage(root)
+    result = runner.invoke(main, ["--root", str(root), "freeze"])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert snapshot(root / "build") == before
+    assert sorted(p.name for p in root.iterdir()) == ["build", "content", "static", "templates"]
+
+
+def test_refuses_to_replace_a_folder_it_did_not_make(make_project):
+    root = make_project()
+    precious = root / "build"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    result = CliRunner().invoke(main, ["--root", str(root), "freeze"])
+    assert result.exit_code == 1
+    assert "not empty and was not made by a freeze" in result.output
+    assert (precious / "thesis.txt").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("dest", [".", "content", "static/out", ".."])
+def test_refuses_to_freeze_over_the_project(make_project, dest):
+    root = make_project()
+    result = CliRunner().invoke(main, ["--root", str(root), "freeze", "--dest", str(root / dest)])
+    assert result.exit_code == 1
+    assert "holds the project's own files" in result.output
+
+
+def test_freeze_command_end_to_end(make_project):
+    root = make_project()
+    done = subprocess.run([sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Froze 32 pages into ")
+    assert (root / "build" / "users" / "guido-van-rossum" / "index.html").is_file()
