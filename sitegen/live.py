@@ -131,7 +131,7 @@ def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if current_user() is None:
-            if request.method in ("GET", "HEAD"):
+            if request.method != "POST":
                 return redirect(url_for("live.login", next=request.script_root + request.path))
             return render_message("Sign in first", "You need to sign in to do that.", 401)
         return view(*args, **kwargs)
@@ -183,9 +183,9 @@ def _upload_folder() -> Path:
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
     """GET shows the form, POST checks it; other methods get 405 with Allow from Flask."""
-    next_url = safe_next(request.values.get("next"))
-    if request.method == "GET":
-        return render_login(next_url)
+    if request.method != "POST":  # GET, and HEAD which Flask answers as a GET
+        return render_login(safe_next(request.args.get("next")))
+    next_url = safe_next(request.form.get("next"))
     throttle: LoginThrottle = current_app.extensions["login_throttle"]
     client = request.remote_addr or "unknown"
     wait = throttle.retry_after(client)
@@ -227,7 +227,7 @@ def logout():
 @blueprint.route("/upload", methods=["GET", "POST"])
 @login_required
 def upload():
-    if request.method == "GET":
+    if request.method != "POST":
         return render_upload()
     if UPLOAD_FIELD not in request.files:
         return render_upload(status=400, error=f"No file was sent: the form needs a file in the "
