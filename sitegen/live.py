@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, Response, abort, current_app, flash, jsonify, redirect,
+from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, redirect,
                    render_template, request, send_file, session, url_for)
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -124,7 +124,11 @@ def current_user() -> str | None:
 
 
 def _accounts() -> dict[str, str]:
-    return load_accounts(Path(current_app.config["SITE_ACCOUNTS_FILE"]), current_app.config["SITE_ROOT"])
+    """The accounts file as it is now (read once per request), so account changes need no restart."""
+    if "accounts" not in g:
+        config = current_app.config
+        g.accounts = load_accounts(Path(config["SITE_ACCOUNTS_FILE"]), config["SITE_ROOT"])
+    return g.accounts
 
 
 def login_required(view):
@@ -176,6 +180,9 @@ def render_upload(*, error: str | None = None, status: int = 200) -> tuple[str, 
 def _upload_folder() -> Path:
     """The signed-in user's folder; account names are checked slugs, safe as a path part."""
     return Path(current_app.config["SITE_UPLOAD_FOLDER"]) / current_user()
+
+
+blueprint.add_app_template_filter(describe_size, "size")
 
 
 # ---------------------------------------------------------------- /login, /logout

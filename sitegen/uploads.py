@@ -48,9 +48,10 @@ def shown_name(client_name: str) -> str:
     """The last path part of the client's name, as text fit to display."""
     name = re.split(r"[/\\]", client_name)[-1]
     name = unicodedata.normalize("NFC", CONTROL_CHARACTERS.sub("", name)).strip()
-    while len(name.encode()) > MAX_SHOWN_NAME_BYTES:
-        name = name[1:]
-    return name
+    stem, extension = os.path.splitext(name)
+    while len((stem + extension).encode()) > MAX_SHOWN_NAME_BYTES:
+        stem = stem[:-1]
+    return stem + extension
 
 
 def check_upload(client_name: str | None, stream: BinaryIO, *, limit: int,
@@ -124,5 +125,5 @@ def list_uploads(folder: Path) -> list[StoredUpload]:
 def describe_size(size: int) -> str:
     for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
         if size >= scale:
-            return f"{size / scale:g} {unit}"
+            return f"{round(size / scale, 1):g} {unit}"
     return f"{size} bytes"

@@ -78,11 +78,11 @@ def make_live_app(tmp_path, example_content):
     accounts = tmp_path / "accounts.yaml"
     save_accounts(accounts, {LIVE_USER: generate_password_hash(LIVE_PASSWORD, "pbkdf2:sha256:1000")})
 
-    def make(**config):
+    def make(content=None, **config):
         settings = {"TESTING": True, "SECRET_KEY": "test-secret-key-0123456789",
                     "SITE_ACCOUNTS_FILE": accounts, "SITE_UPLOAD_FOLDER": tmp_path / "uploads",
                     "SITE_API_KEY": API_KEY, **config}
-        return create_app(REPO, example_content, live=True, config=settings)
+        return create_app(REPO, content or example_content, live=True, config=settings)
 
     return make
 

@@ -13,6 +13,7 @@ from werkzeug.routing import RequestRedirect
 from conftest import API_KEY, LIVE_PASSWORD, LIVE_USER, REPO, csrf_token, parse_html, sign_in
 from sitegen import accounts
 from sitegen.app import create_app
+from sitegen.content import load_content
 from sitegen.errors import SiteError
 from sitegen.live import load_secret_key
 
@@ -74,14 +75,11 @@ def test_signed_in_preview_links_offer_upload_and_sign_out(live_client):
     assert nav.form["action"] == "/logout" and nav.form.find("input", {"name": "csrf_token"})
 
 
-def test_json_and_text_responses_are_never_touched(make_live_app, make_project, example_content):
-    from sitegen.content import load_content
-
+def test_json_and_text_responses_are_never_touched(make_live_app, make_project):
     root = make_project()
     (root / "content/users/ada-lovelace.yaml").write_text(
         "username: ada-lovelace\nname: Ada\njoined: 2010-12-10\nawards: ['</head></body></html>']\n")
-    app = make_live_app()
-    app.extensions["site_content"] = load_content(root)
+    app = make_live_app(load_content(root))
     response = app.test_client().get("/api/users/ada-lovelace", headers={"X-API-Key": API_KEY})
     assert response.mimetype == "application/json"
     assert b"preview" not in response.data

@@ -11,7 +11,7 @@ import pytest
 from conftest import LIVE_USER, csrf_token, parse_html, sign_in
 from sitegen.live import _upload_limit_from_env
 from sitegen.errors import SiteError
-from sitegen.uploads import STORED_NAME, list_uploads, store_upload
+from sitegen.uploads import STORED_NAME, list_uploads, shown_name, store_upload
 
 WORDS = "aardvark\nabacus\nzymurgy\n".encode()
 
@@ -177,3 +177,7 @@ def test_upload_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv("SITE_UPLOAD_LIMIT", "lots")
     with pytest.raises(SiteError, match="SITE_UPLOAD_LIMIT='lots': expected a size such as 2MB"):
         _upload_limit_from_env()
+
+
+def test_a_long_client_name_is_shortened_but_keeps_its_extension():
+    assert shown_name("a" * 300 + ".txt") == "a" * 116 + ".txt"
