@@ -57,12 +57,17 @@ def test_build_has_no_page_link_or_form_to_a_live_page(frozen_build, live_app):
     assert not (frozen_build / "static" / "scripts" / "login-script.js").exists()
 
 
-def test_preview_links_are_inside_the_markers_and_the_rest_is_the_frozen_page(live_client, client):
-    for path in ("/", "/users/ada-lovelace/", "/stores/atlantis/"):
+def test_preview_links_are_inside_the_markers_and_the_rest_is_the_frozen_page(live_client, client,
+                                                                              frozen_build):
+    pages = {"/": "index.html", "/users/ada-lovelace/": "users/ada-lovelace/index.html",
+             "/nowhere/": "404.html", "/stores/atlantis/": None}
+    for path, frozen in pages.items():
         live = live_client.get(path)
         blocks = PREVIEW_BLOCK.findall(live.data)
         assert len(blocks) == 1
         assert PREVIEW_BLOCK.sub(b"", live.data) == client.get(path).data
+        if frozen:
+            assert PREVIEW_BLOCK.sub(b"", live.data) == (frozen_build / frozen).read_bytes()
         assert int(live.headers["Content-Length"]) == len(live.data)
         links = {a["href"] for a in parse_html(blocks[0]).find_all("a")}
         assert links == {"/me", f"/login?next={path}"}
@@ -128,6 +133,12 @@ def test_post_with_a_forged_csrf_token_is_refused(live_client):
     response = live_client.post("/login", data={"csrf_token": "forged", "username": LIVE_USER,
                                                 "password": LIVE_PASSWORD})
     assert response.status_code == 400
+
+
+def test_logout_without_csrf_token_is_refused(live_client):
+    sign_in(live_client)
+    assert live_client.post("/logout").status_code == 400
+    assert live_client.get("/upload").status_code == 200
 
 
 def test_sign_in_gives_a_signed_session_and_a_username_cookie(live_client):

@@ -45,6 +45,13 @@ def test_upload_needs_a_signed_in_user(live_client, live_app):
     assert files_under(live_app.config["SITE_UPLOAD_FOLDER"]) == []
 
 
+def test_upload_without_csrf_token_is_refused(signed_in, live_app):
+    response = signed_in.post("/upload", data={"wordlist-upload": (io.BytesIO(WORDS), "words.txt")},
+                              content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert files_under(live_app.config["SITE_UPLOAD_FOLDER"]) == []
+
+
 def test_upload_is_stored_under_a_generated_name_and_listed(signed_in, live_app):
     response = upload(signed_in, "my words.txt")
     assert response.status_code == 303
