@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from conftest import LIVE_USER, csrf_token, parse_html, sign_in
-from sitegen.live import _upload_limit_from_env
 from sitegen.errors import SiteError
 from sitegen.uploads import STORED_NAME, list_uploads, shown_name, store_upload
 
@@ -176,14 +175,16 @@ def test_concurrent_uploads_are_all_kept(tmp_path):
     assert len(list_uploads(folder)) == 8
 
 
-def test_upload_limit_from_the_environment(monkeypatch):
+def test_upload_limit_from_the_environment(monkeypatch, make_live_app):
     for value, expected in (("", 2 * 1024 * 1024), ("500KB", 500 * 1024), ("3mb", 3 * 1024 * 1024),
                             ("100000", 100000)):
         monkeypatch.setenv("SITE_UPLOAD_LIMIT", value)
-        assert _upload_limit_from_env() == expected
+        config = make_live_app().config
+        assert config["SITE_UPLOAD_LIMIT"] == expected
+        assert config["MAX_CONTENT_LENGTH"] > expected
     monkeypatch.setenv("SITE_UPLOAD_LIMIT", "lots")
     with pytest.raises(SiteError, match="SITE_UPLOAD_LIMIT='lots': expected a size such as 2MB"):
-        _upload_limit_from_env()
+        make_live_app()
 
 
 def test_a_long_client_name_is_shortened_but_keeps_its_extension():
