@@ -16,12 +16,15 @@ def create_app(
     content: Content,
     *,
     base_url: str | None = None,
+    live: bool = False,
     config: dict[str, Any] | None = None,
 ) -> Flask:
     """Build the site's app for the project in ``root``.
 
     ``base_url`` (default: the one in content/site.yaml) is where the site
-    will be published; its path is the prefix of every link.
+    will be published; its path is the prefix of every link. ``live`` adds
+    the preview-only pages of sitegen/live.py (login, upload, API, cookie);
+    the app that freezes is made without them.
     """
     root = Path(root).resolve()
     app = Flask(
@@ -52,6 +55,10 @@ def create_app(
     from . import pages
 
     app.register_blueprint(pages.blueprint)
+    if live:
+        from . import live as live_pages
+
+        live_pages.init_app(app)
     return app
 
 

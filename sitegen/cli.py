@@ -54,3 +54,40 @@ def _checked_base_url(url: str | None) -> str | None:
     if not url.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://", param_hint="--base-url")
     return url if url.endswith("/") else url + "/"
+
+
+@main.command("add-account")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of standard input instead of prompting.")
+@click.pass_obj
+def add_account_command(root: Path, name: str, password_stdin: bool) -> None:
+    """Create a login account for the preview's live pages, or change its password.
+
+    Only a salted hash of the password is stored, in content/accounts.yaml.
+    """
+    from .accounts import ACCOUNTS_FILE, add_account, check_name
+    from .errors import SiteError
+
+    problem = check_name(name)
+    if problem:
+        raise SiteError(problem)
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
+                                default="", show_default=False)
+    created = add_account(root, name, password)
+    action = "Added account" if created else "Changed the password of"
+    click.echo(f"{action} {name!r} in {ACCOUNTS_FILE.as_posix()}")
+
+
+@main.command("remove-account")
+@click.argument("name")
+@click.pass_obj
+def remove_account_command(root: Path, name: str) -> None:
+    """Delete a login account; its sessions end with it."""
+    from .accounts import ACCOUNTS_FILE, remove_account
+
+    remove_account(root, name)
+    click.echo(f"Removed account {name!r} from {ACCOUNTS_FILE.as_posix()}")

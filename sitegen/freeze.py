@@ -26,7 +26,9 @@ from .errors import SiteError, describe_template_error
 
 MARKER = ".sitegen-build"
 MARKER_TEXT = "Made by `python site.py freeze`; this folder is replaced on every freeze.\n"
-STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp"]
+# Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
+STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
+                 "styles/login-style.css", "scripts/login-script.js"]
 MAX_PATH_SEGMENT = 200
 
 

@@ -1,0 +1,100 @@
+"""Accounts: `python site.py add-account` / `remove-account`, stored as hashes only."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO, sign_in
+from sitegen.accounts import load_accounts
+from sitegen.app import create_app
+from sitegen.cli import main
+from sitegen.content import load_content
+from sitegen.freeze import freeze_site
+
+
+def run(root, *args, input=None):
+    return CliRunner().invoke(main, ["--root", str(root), *args], input=input)
+
+
+@pytest.fixture
+def root(make_project):
+    return make_project()
+
+
+def test_add_account_prompts_twice_and_stores_only_a_hash(root):
+    result = run(root, "add-account", "grace", input="s3cret words\ns3cret words\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("Added account 'grace' in content/accounts.yaml\n")
+    assert "s3cret words" not in result.output
+    text = (root / "content/accounts.yaml").read_text()
+    assert "s3cret words" not in text
+    assert load_accounts(root / "content/accounts.yaml", root)["grace"].startswith("scrypt:")
+
+
+def test_the_new_account_can_sign_in(root):
+    run(root, "add-account", "grace", "--password-stdin", input="s3cret words\n")
+    app = create_app(root, load_content(root), live=True,
+                     config={"TESTING": True, "SECRET_KEY": "k" * 32, "SITE_UPLOAD_FOLDER": root / "up"})
+    client = app.test_client()
+    assert sign_in(client, "grace", "s3cret words").status_code == 303
+
+
+def test_add_account_again_changes_the_password(root):
+    run(root, "add-account", "grace", "--password-stdin", input="first\n")
+    before = load_accounts(root / "content/accounts.yaml", root)["grace"]
+    result = run(root, "add-account", "grace", "--password-stdin", input="second\n")
+    assert result.exit_code == 0
+    assert "Changed the password of 'grace'" in result.output
+    assert load_accounts(root / "content/accounts.yaml", root)["grace"] != before
+
+
+@pytest.mark.parametrize("args, input, message", [
+    (["add-account", "Grace Hopper", "--password-stdin"], "pw\n",
+     "bad account name 'Grace Hopper': use lowercase ASCII letters, digits and single hyphens, "
+     "at most 64 characters"),
+    (["add-account", "../grace", "--password-stdin"], "pw\n", "bad account name '../grace'"),
+    (["add-account", "grace", "--password-stdin"], "\n", "empty password: an account needs a password"),
+    (["add-account", "grace"], "\n\n", "empty password: an account needs a password"),
+    (["remove-account", "nobody"], None,
+     "unknown account 'nobody': content/accounts.yaml has no such account"),
+])
+def test_account_errors_are_one_line_and_exit_1(root, args, input, message):
+    result = run(root, *args, input=input)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith(message)
+    assert not (root / "content/accounts.yaml").exists()
+
+
+def test_mismatched_confirmation_stores_nothing(root):
+    result = run(root, "add-account", "grace", input="one\ntwo\n")
+    assert result.exit_code == 1 and "do not match" in result.output
+    assert not (root / "content/accounts.yaml").exists()
+
+
+def test_remove_account(root):
+    run(root, "add-account", "grace", "--password-stdin", input="pw\n")
+    run(root, "add-account", "alan", "--password-stdin", input="pw\n")
+    result = run(root, "remove-account", "grace")
+    assert result.exit_code == 0 and "Removed account 'grace'" in result.output
+    assert list(load_accounts(root / "content/accounts.yaml", root)) == ["alan"]
+
+
+def test_a_plain_text_password_in_the_file_is_an_error_naming_the_line(root):
+    (root / "content/accounts.yaml").write_text("grace: hunter2\n")
+    result = run(root, "remove-account", "grace")
+    assert result.exit_code == 1
+    assert result.output.startswith("content/accounts.yaml:1:8: account 'grace' needs a password hash")
+
+
+def test_freezing_never_reads_the_accounts(root, tmp_path):
+    (root / "content/accounts.yaml").write_text("[this is: not, valid")
+    assert freeze_site(root, tmp_path / "build").pages > 0
+
+
+def test_instance_and_uploads_are_git_ignored():
+    paths = ["instance/secret_key", "uploads/ada/words.txt"]
+    result = subprocess.run(["git", "check-ignore", *paths], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.split() == paths
