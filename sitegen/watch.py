@@ -24,8 +24,9 @@ IGNORED_FOLDERS = frozenset({"build", "uploads", "instance", "__pycache__", "nod
                              "venv", "env", ".venv", ".git", ".hg", ".svn", ".tox"})
 # Editor swap, backup and probe files: vim (.swp, ~, 4913), emacs (#x#, .#x), others.
 SCRATCH_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".pyc")
-# Opened/closed-without-writing events come from reading, which the preview does itself.
-WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
+# Opened/closed-without-writing events come from reading, which the preview does itself;
+# "attrib" is a touch (a save that changed nothing but the mtime).
+WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed", "attrib"})
 
 
 def is_ignored(relative: PurePath) -> bool:
