@@ -4,7 +4,10 @@ livereload polls every file's mtime every 0.8 s on the server's only thread
 and drops changes that come within 3 s of a reload. Here watchdog delivers
 native file events (inotify, FSEvents, ...; it polls by itself where those
 are unavailable), a burst of events is batched over a short quiet window, and
-whatever arrives while a batch is handled simply starts the next batch.
+whatever arrives while a batch is handled simply starts the next batch. The
+window is shorter after an event that says a file is complete (closed after
+writing, or renamed into place, as editors save), so an ordinary save is
+picked up in about 10 ms instead of 50.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ SCRATCH_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".pyc")
 # Opened/closed-without-writing events come from reading, which the preview does itself;
 # "attrib" is a touch (a save that changed nothing but the mtime).
 WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed", "attrib"})
+# Events after which the file is whole: written and closed, or renamed into place.
+COMPLETE_EVENTS = frozenset({"closed", "moved", "deleted"})
 
 
 def is_ignored(relative: PurePath) -> bool:
@@ -81,15 +86,16 @@ class Fingerprint:
 class FileWatcher:
     """Calls ``on_batch(paths)`` on the IOLoop once writes under ``folders`` go quiet.
 
-    A batch is handed over ``quiet`` seconds after the last event, or at most
-    ``max_wait`` seconds after the first one during a continuous stream.
+    A batch is handed over ``quiet`` seconds after the last event (``settle``
+    seconds when that event completed a file), or at most ``max_wait`` seconds
+    after the first one during a continuous stream.
     """
 
     def __init__(self, folders: Iterable[Path], on_batch: Callable[[set[Path]], None], *,
-                 quiet: float = 0.05, max_wait: float = 0.5):
+                 quiet: float = 0.05, settle: float = 0.01, max_wait: float = 0.5):
         self.folders = [Path(folder) for folder in folders]
         self.on_batch = on_batch
-        self.quiet, self.max_wait = quiet, max_wait
+        self.quiet, self.settle, self.max_wait = quiet, settle, max_wait
         self._pending: set[Path] = set()
         self._first_event: float | None = None
         self._timer = None
@@ -116,22 +122,23 @@ class FileWatcher:
         observer.start()
         return observer
 
-    def _events_seen(self, paths: list[Path]) -> None:
+    def _events_seen(self, paths: list[Path], complete: bool) -> None:
         """Runs on watchdog's thread: hand the paths to the loop's thread."""
         relevant = [path for path in paths
                     if (relative := _relative_to_any(path, self.folders)) is not None
                     and not is_ignored(relative)]
         if relevant:
-            self._loop.add_callback(self._arm, relevant)
+            self._loop.add_callback(self._arm, relevant, complete)
 
-    def _arm(self, paths: list[Path]) -> None:
+    def _arm(self, paths: list[Path], complete: bool) -> None:
         self._pending.update(paths)
         now = self._loop.time()
         if self._first_event is None:
             self._first_event = now
         if self._timer is not None:
             self._loop.remove_timeout(self._timer)
-        deadline = min(now + self.quiet, self._first_event + self.max_wait)
+        quiet = self.settle if complete else self.quiet
+        deadline = min(now + quiet, self._first_event + self.max_wait)
         self._timer = self._loop.call_at(deadline, self._flush)
 
     def _flush(self) -> None:
@@ -141,7 +148,7 @@ class FileWatcher:
 
 
 class _Forwarder(FileSystemEventHandler):
-    def __init__(self, forward: Callable[[list[Path]], None]):
+    def __init__(self, forward: Callable[[list[Path], bool], None]):
         self.forward = forward
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -150,4 +157,4 @@ class _Forwarder(FileSystemEventHandler):
         paths = [Path(os.fsdecode(event.src_path))]
         if event.dest_path:
             paths.append(Path(os.fsdecode(event.dest_path)))
-        self.forward(paths)
+        self.forward(paths, event.event_type in COMPLETE_EVENTS)
