@@ -35,7 +35,7 @@ import traceback
 import webbrowser
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import click
 from flask import Flask
@@ -52,7 +52,7 @@ from tornado.wsgi import WSGIContainer
 from .app import create_app
 from .content import Content, load_content, reload_file
 from .errors import ContentError, ContentErrors, SiteError, describe_template_error
-from .watch import FileWatcher, Fingerprint
+from .watch import FileWatcher, Fingerprint, is_ignored
 
 ENGINE_DIR = Path(__file__).resolve().parent
 SOURCE_FOLDERS = ("content", "templates", "static")
@@ -186,7 +186,7 @@ class PreviewSite:
         from jinja2 import TemplateSyntaxError
 
         env, errors = self.app.jinja_env, []
-        for name in env.list_templates(filter_func=lambda name: not name.endswith("~")):
+        for name in env.list_templates(filter_func=lambda name: not is_ignored(PurePath(name))):
             try:
                 env.get_template(name)
             except TemplateSyntaxError as exc:
@@ -225,8 +225,8 @@ class PreviewMiddleware:
     """Serves the current app with the reload client in its HTML pages, or the error page.
 
     HEAD is answered from the GET response so its Content-Length counts the
-    injected script; other methods and non-HTML responses pass through as
-    they are, streamed.
+    injected script; OPTIONS and non-HTML responses pass through as they are,
+    streamed.
     """
 
     def __init__(self, site: PreviewSite):
@@ -252,7 +252,7 @@ class PreviewMiddleware:
         except Exception as exc:
             return self._error_page(start_response, [self.site.page_failed(exc)], block, method)
         status, headers = captured["status"], captured["headers"]
-        if method not in ("GET", "HEAD") or status[:3] in ("204", "304") or not _is_html(headers):
+        if method == "OPTIONS" or status[:3] in ("204", "304") or not _is_html(headers):
             start_response(status, headers)
             if method == "HEAD":
                 _close(body)

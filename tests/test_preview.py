@@ -41,6 +41,19 @@ def project_site(make_project):
     return PreviewSite(make_project())
 
 
+@pytest.fixture
+def project_preview(project_site):
+    return Client(PreviewMiddleware(project_site))
+
+
+def error_shown(preview, url: str) -> str:
+    """The error the preview shows at ``url``: a 500 page with the reload client, no traceback."""
+    response = preview.get(url)
+    assert response.status_code == 500
+    assert "Traceback" not in response.text and preview_scripts(response.data)
+    return parse_html(response.data).select_one(".preview-errors").get_text()
+
+
 def edit(path: Path, old: str, new: str) -> Path:
     text = path.read_text()
     assert old in text
@@ -129,7 +142,7 @@ def test_every_frozen_file_matches_the_preview_apart_from_the_client(frozen_buil
 
 # ---------------------------------------------------------------- edits and errors
 
-def test_content_edit_rereads_only_that_file(project_site, monkeypatch):
+def test_content_edit_rereads_only_that_file(project_site, project_preview, monkeypatch):
     import sitegen.content
 
     root = project_site.root
@@ -140,59 +153,49 @@ def test_content_edit_rereads_only_that_file(project_site, monkeypatch):
     changed = edit(root / "content/users/ada-lovelace.yaml", "name: Ada Lovelace", "name: Ada King")
     assert project_site.apply({changed}) is None
     assert loaded == [changed]
-    page = Client(PreviewMiddleware(project_site)).get("/users/ada-lovelace/")
+    page = project_preview.get("/users/ada-lovelace/")
     assert parse_html(page.data).h1.get_text() == "Ada King"
 
 
-def test_new_and_deleted_records_come_and_go(project_site):
-    root, preview = project_site.root, Client(PreviewMiddleware(project_site))
-    new = root / "content/users/zoe-zed.yaml"
+def test_new_and_deleted_records_come_and_go(project_site, project_preview):
+    new = project_site.root / "content/users/zoe-zed.yaml"
     new.write_text("username: zoe-zed\nname: Zoe Zed\njoined: 2020-01-01\n")
     project_site.apply({new})
-    assert preview.get("/users/zoe-zed/").status_code == 200
+    assert project_preview.get("/users/zoe-zed/").status_code == 200
     new.unlink()
     project_site.apply({new})
-    assert preview.get("/users/zoe-zed/").status_code == 404
+    assert project_preview.get("/users/zoe-zed/").status_code == 404
 
 
-def test_broken_content_shows_an_error_page_on_every_page_until_fixed(project_site, capsys):
-    root, preview = project_site.root, Client(PreviewMiddleware(project_site))
-    broken = edit(root / "content/users/ada-lovelace.yaml", "joined: ", "joined: [")
+def test_broken_content_shows_an_error_page_on_every_page_until_fixed(
+        project_site, project_preview, capsys):
+    broken = edit(project_site.root / "content/users/ada-lovelace.yaml", "joined: ", "joined: [")
     project_site.apply({broken})
     for url in ("/", "/stores/berlin/", "/users/ada-lovelace/"):
-        response = preview.get(url)
-        assert response.status_code == 500
-        error = parse_html(response.data).select_one(".preview-errors").get_text()
+        error = error_shown(project_preview, url)
         assert re.match(r"content/users/ada-lovelace\.yaml:\d+:\d+: invalid YAML", error)
-        assert "Traceback" not in response.text and preview_scripts(response.data)
     assert capsys.readouterr().err.count("ada-lovelace.yaml") == 1  # reported once, not per request
     edit(broken, "joined: [", "joined: ")
     project_site.apply({broken})
-    assert preview.get("/users/ada-lovelace/").status_code == 200
+    assert project_preview.get("/users/ada-lovelace/").status_code == 200
     assert "fixed" in capsys.readouterr().err
 
 
-def test_template_syntax_error_shows_on_every_page(project_site):
-    root, preview = project_site.root, Client(PreviewMiddleware(project_site))
-    broken = edit(root / "templates/store.html", "{% endblock %}", "{% endblok %}")
+def test_template_syntax_error_shows_on_every_page(project_site, project_preview):
+    broken = edit(project_site.root / "templates/store.html", "{% endblock %}", "{% endblok %}")
     project_site.apply({broken})
-    response = preview.get("/about/")
-    assert response.status_code == 500
-    assert parse_html(response.data).select_one(".preview-errors").get_text().startswith(
-        "templates/store.html:")
+    assert error_shown(project_preview, "/about/").startswith("templates/store.html:")
 
 
-def test_template_error_while_rendering_names_file_and_line(project_site):
-    root, preview = project_site.root, Client(PreviewMiddleware(project_site))
-    broken = edit(root / "templates/profile.html", "{{ user.name }}</h1>", "{{ nickname }}</h1>")
+def test_template_error_while_rendering_names_file_and_line(project_site, project_preview):
+    broken = edit(project_site.root / "templates/profile.html",
+                  "{{ user.name }}</h1>", "{{ nickname }}</h1>")
     project_site.apply({broken})
-    response = preview.get("/users/ada-lovelace/")
-    assert response.status_code == 500
-    error = parse_html(response.data).select_one(".preview-errors").get_text()
+    error = error_shown(project_preview, "/users/ada-lovelace/")
     assert re.match(r"templates/profile\.html:\d+: 'nickname' is undefined", error)
     edit(broken, "{{ nickname }}</h1>", "{{ user.name }}</h1>")
     project_site.apply({broken})
-    assert preview.get("/users/ada-lovelace/").status_code == 200
+    assert project_preview.get("/users/ada-lovelace/").status_code == 200
 
 
 def test_site_broken_at_start_heals_when_fixed(make_project):
