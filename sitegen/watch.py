@@ -36,9 +36,14 @@ COMPLETE_EVENTS = frozenset({"closed", "moved", "deleted"})
 
 def is_ignored(relative: PurePath) -> bool:
     """Whether a path, relative to a watched folder, is noise rather than a source."""
-    if any(part in IGNORED_FOLDERS or part.startswith(".") for part in relative.parts[:-1]):
-        return True
-    name = relative.name
+    return any(_is_ignored_folder(part) for part in relative.parts[:-1]) or _is_scratch(relative.name)
+
+
+def _is_ignored_folder(name: str) -> bool:
+    return name in IGNORED_FOLDERS or name.startswith(".")
+
+
+def _is_scratch(name: str) -> bool:
     return name.startswith((".", "#")) or name.endswith(SCRATCH_SUFFIXES) or name == "4913"
 
 
@@ -58,22 +63,36 @@ class Fingerprint:
     """
 
     def __init__(self, folders: Iterable[Path]):
-        self._digests: dict[Path, int] = {}
+        self._digests: dict[str, int] = {}
         self.value = 0
         for folder in folders:
-            for dirpath, dirnames, filenames in os.walk(folder):
-                base = Path(dirpath)
-                dirnames[:] = [d for d in dirnames if d not in IGNORED_FOLDERS and not d.startswith(".")]
-                for name in filenames:
-                    if not is_ignored(PurePath(name)):
-                        self.update(base / name)
+            self._scan(str(folder))
 
-    def update(self, path: Path) -> None:
-        self.value ^= self._digests.pop(path, 0)
+    def _scan(self, folder: str) -> None:
+        # os.scandir, not Path objects: 10,000 files take ~50 ms instead of 140.
         try:
-            stat = path.stat()
+            entries = list(os.scandir(folder))
         except OSError:
             return
+        for entry in entries:
+            if entry.is_dir():
+                if not _is_ignored_folder(entry.name):
+                    self._scan(entry.path)
+            elif not _is_scratch(entry.name):
+                try:
+                    self._add(entry.path, entry.stat())
+                except OSError:
+                    continue
+
+    def update(self, path: Path) -> None:
+        """Take in one file's change (or its removal)."""
+        self.value ^= self._digests.pop(str(path), 0)
+        try:
+            self._add(str(path), path.stat())
+        except OSError:
+            return
+
+    def _add(self, path: str, stat: os.stat_result) -> None:
         key = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape")
         digest = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
         self._digests[path] = digest
