@@ -115,9 +115,10 @@ class PreviewSite:
         with self.lock:
             for path in paths:
                 self._fingerprint.update(path)
-            self.render_errors = []
             content = [p for p in paths if p.is_relative_to(self.root / "content")]
             templates = [p for p in paths if p.is_relative_to(self.root / "templates")]
+            if content or templates:
+                self.render_errors = []  # the next request tells whether they are fixed
             if self.app is None:
                 if content or templates:
                     self._load_everything()

@@ -193,6 +193,10 @@ def test_template_error_while_rendering_names_file_and_line(project_site, projec
     project_site.apply({broken})
     error = error_shown(project_preview, "/users/ada-lovelace/")
     assert re.match(r"templates/profile\.html:\d+: 'nickname' is undefined", error)
+    stylesheet = project_site.root / "static/styles/site.css"
+    stylesheet.write_text(stylesheet.read_text() + "\nh1 { color: red }\n")
+    project_site.apply({stylesheet})  # fixes nothing: the error stays on every page
+    assert error_shown(project_preview, "/about/") == error
     edit(broken, "{{ nickname }}</h1>", "{{ user.name }}</h1>")
     project_site.apply({broken})
     assert project_preview.get("/users/ada-lovelace/").status_code == 200
