@@ -39,6 +39,7 @@ from pathlib import Path, PurePath
 
 import click
 from flask import Flask
+from jinja2 import TemplateSyntaxError
 from livereload import Server
 from livereload.handlers import LiveReloadHandler
 from markupsafe import escape
@@ -184,8 +185,6 @@ class PreviewSite:
 
     def _check_templates(self) -> list[str]:
         """Compile every template, so a syntax error shows on every page at once."""
-        from jinja2 import TemplateSyntaxError
-
         env, errors = self.app.jinja_env, []
         for name in env.list_templates(filter_func=lambda name: not is_ignored(PurePath(name))):
             try:
