@@ -105,6 +105,8 @@ def test_options_is_answered_without_a_body(preview):
 def test_stylesheets_and_xml_pass_untouched(preview):
     css = preview.get("/static/styles/site.css")
     assert css.data == (REPO / "static/styles/site.css").read_bytes()
+    head = preview.head("/static/styles/site.css")
+    assert head.data == b"" and head.headers["Content-Length"] == str(len(css.data))
     sitemap = preview.get("/sitemap.xml")
     assert b"preview" not in sitemap.data
     assert int(sitemap.headers["Content-Length"]) == len(sitemap.data)
