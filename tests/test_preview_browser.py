@@ -117,7 +117,7 @@ def test_stylesheet_edit_applies_without_reloading(tab, preview, project):
     stylesheet.write_text(stylesheet.read_text() + "\nbody { background-color: rgb(1, 2, 3); }\n")
     tab.wait_for_function("getComputedStyle(document.body).backgroundColor === 'rgb(1, 2, 3)'")
     assert marker(tab) == "still here"
-    assert tab.locator('link[rel="stylesheet"]').count() == 1  # the old one was removed
+    assert tab.locator('link[href*="site.css"]').count() == 1  # the old one was removed
 
 
 def test_broken_template_shows_the_error_and_the_tab_heals(tab, preview, project):
