@@ -332,6 +332,8 @@ class PreviewServer(Server):
         self.executor = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="preview-request")
 
     def get_web_handlers(self, script):
+        """The app on a thread pool. ``script`` is livereload's snippet for its own
+        injector, unused: PreviewMiddleware injects the client into HTML only."""
         container = WSGIContainer(self.app, executor=self.executor)
         return [(r".*", web.FallbackHandler, {"fallback": container})]
 
