@@ -91,3 +91,27 @@ def remove_account_command(root: Path, name: str) -> None:
 
     remove_account(root, name)
     click.echo(f"Removed account {name!r} from {ACCOUNTS_FILE.as_posix()}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --allow-network.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the site in a web browser.")
+@click.option("--allow-network", is_flag=True,
+              help="Allow a --host that other machines can reach.")
+@click.pass_obj
+def preview(root: Path, host: str, port: int, open_browser: bool, allow_network: bool) -> None:
+    """Serve the site with live reload while you edit it."""
+    from .preview import is_loopback, run_preview
+
+    if not is_loopback(host):
+        if not allow_network:
+            raise click.BadParameter(
+                f"{host} is reachable from other machines; add --allow-network if you mean it",
+                param_hint="--host")
+        click.echo(f"warning: the preview (and its login and upload pages) is reachable from "
+                   f"the network at {host}:{port}; it is not made to face untrusted visitors",
+                   err=True)
+    run_preview(root, host, port, open_browser=open_browser)

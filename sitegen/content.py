@@ -369,3 +369,41 @@ def load_content(root: Path) -> Content:
         raise ContentErrors(errors)
     assert site is not None
     return Content(site=site, users=loaded["users"], stores=loaded["stores"])
+
+
+def reload_file(content: Content, path: Path, root: Path) -> Content:
+    """``content`` with the one file at ``path`` read again, or dropped when it is gone.
+
+    The preview calls this on every save so a large site is never re-parsed
+    whole. It returns a new Content (the old one stays intact for requests
+    still using it) and raises ContentError when the file is wrong; files that
+    are not content records leave ``content`` as it is.
+    """
+    content_dir = root / "content"
+    if path == content_dir / "site.yaml":
+        return Content(load_site(content_dir, root), content.users, content.stores)
+    folder = path.parent.name
+    if path.parent.parent != content_dir or folder not in ("users", "stores") \
+            or path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
+        return content
+    records = dict(getattr(content, folder))
+    slug = path.stem
+    if not path.is_file():
+        records.pop(slug, None)
+    else:
+        problems = _slug_errors([path], root)
+        if problems:
+            raise problems[0]
+        twins = [other for other in records if other != slug and _fold(other) == _fold(slug)]
+        if twins:
+            raise ContentError(_display(path, root), 1, 1,
+                               f"name collides with content/{folder}/{twins[0]}.yaml "
+                               "(same URL after case folding)")
+        load = load_user if folder == "users" else load_store
+        is_new = slug not in records
+        records[slug] = load(path, root)
+        if is_new:  # keep load_content's order: by file name
+            records = {key: records[key] for key in sorted(records, key=lambda key: key + ".yaml")}
+    if folder == "users":
+        return Content(content.site, records, content.stores)
+    return Content(content.site, content.users, records)

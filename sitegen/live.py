@@ -338,15 +338,16 @@ def me():
 def add_preview_nav(response: Response) -> Response:
     """Put the live pages' links into every HTML page, inside the preview markers.
 
-    Only text/html bodies are touched, so JSON, text and downloads stay byte
-    for byte as the views made them; removing the marked block gives back the
-    page exactly as it is frozen.
+    Only HTML pages (text/html with a ``</body>``) are touched, so JSON, text,
+    downloads and empty answers (OPTIONS, 304) stay byte for byte as the views
+    made them; removing the marked block gives back the page as it is frozen.
     """
     if response.mimetype != "text/html" or response.direct_passthrough or response.is_streamed:
         return response
-    fragment = render_template("_preview_nav.html", user=current_user()).strip().encode()
-    block = PREVIEW_START + fragment + PREVIEW_END
     body = response.get_data()
     at = body.rfind(b"</body>")
-    response.set_data(body[:at] + block + body[at:] if at >= 0 else body + block)
+    if at < 0:
+        return response
+    fragment = render_template("_preview_nav.html", user=current_user()).strip().encode()
+    response.set_data(body[:at] + PREVIEW_START + fragment + PREVIEW_END + body[at:])
     return response

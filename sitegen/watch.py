@@ -1,0 +1,179 @@
+"""Watching the project's files for the preview: native events, a quiet window, nothing dropped.
+
+livereload polls every file's mtime every 0.8 s on the server's only thread
+and drops changes that come within 3 s of a reload. Here watchdog delivers
+native file events (inotify, FSEvents, ...; it polls by itself where those
+are unavailable), a burst of events is batched over a short quiet window, and
+whatever arrives while a batch is handled simply starts the next batch. The
+window is shorter after an event that says a file is complete (closed after
+writing, or renamed into place, as editors save), so an ordinary save is
+picked up in about 10 ms instead of 50.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePath
+
+from tornado.ioloop import IOLoop
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+# Folders that hold output, local state or other tools' files, never site sources.
+IGNORED_FOLDERS = frozenset({"build", "uploads", "instance", "__pycache__", "node_modules",
+                             "venv", "env", ".venv", ".git", ".hg", ".svn", ".tox"})
+# Editor swap, backup and probe files: vim (.swp, ~, 4913), emacs (#x#, .#x), others.
+SCRATCH_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".pyc")
+# Opened/closed-without-writing events come from reading, which the preview does itself;
+# "attrib" is a touch (a save that changed nothing but the mtime).
+WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed", "attrib"})
+# Events after which the file is whole: written and closed, or renamed into place.
+COMPLETE_EVENTS = frozenset({"closed", "moved", "deleted"})
+
+
+def is_ignored(relative: PurePath) -> bool:
+    """Whether a path, relative to a watched folder, is noise rather than a source."""
+    return any(_is_ignored_folder(part) for part in relative.parts[:-1]) or _is_scratch(relative.name)
+
+
+def _is_ignored_folder(name: str) -> bool:
+    return name in IGNORED_FOLDERS or name.startswith(".")
+
+
+def _is_scratch(name: str) -> bool:
+    return name.startswith((".", "#")) or name.endswith(SCRATCH_SUFFIXES) or name == "4913"
+
+
+def _relative_to_any(path: Path, folders: Iterable[Path]) -> PurePath | None:
+    for folder in folders:
+        if path.is_relative_to(folder):
+            return path.relative_to(folder)
+    return None
+
+
+class Fingerprint:
+    """One number that changes whenever any watched file's name, size or mtime does.
+
+    It is the XOR of a digest per file, so one changed file updates it in
+    constant time; two processes that see the same files agree on it, which
+    lets a tab tell a restart that changed nothing from one that did.
+    """
+
+    def __init__(self, folders: Iterable[Path]):
+        self._digests: dict[str, int] = {}
+        self.value = 0
+        for folder in folders:
+            self._scan(str(folder))
+
+    def _scan(self, folder: str) -> None:
+        # os.scandir, not Path objects: 10,000 files take ~50 ms instead of 140.
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir():
+                if not _is_ignored_folder(entry.name):
+                    self._scan(entry.path)
+            elif not _is_scratch(entry.name):
+                try:
+                    self._add(entry.path, entry.stat())
+                except OSError:
+                    continue
+
+    def update(self, path: Path) -> None:
+        """Take in one file's change (or its removal)."""
+        self.value ^= self._digests.pop(str(path), 0)
+        try:
+            self._add(str(path), path.stat())
+        except OSError:
+            return
+
+    def _add(self, path: str, stat: os.stat_result) -> None:
+        key = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape")
+        digest = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+        self._digests[path] = digest
+        self.value ^= digest
+
+    def __str__(self) -> str:
+        return f"{self.value:016x}"
+
+
+class FileWatcher:
+    """Calls ``on_batch(paths)`` on the IOLoop once writes under ``folders`` go quiet.
+
+    A batch is handed over ``quiet`` seconds after the last event (``settle``
+    seconds when that event completed a file), or at most ``max_wait`` seconds
+    after the first one during a continuous stream.
+    """
+
+    def __init__(self, folders: Iterable[Path], on_batch: Callable[[set[Path]], None], *,
+                 quiet: float = 0.05, settle: float = 0.01, max_wait: float = 0.5):
+        self.folders = [Path(folder) for folder in folders]
+        self.on_batch = on_batch
+        self.quiet, self.settle, self.max_wait = quiet, settle, max_wait
+        self._pending: set[Path] = set()
+        self._first_event: float | None = None
+        self._timer = None
+        self._loop: IOLoop | None = None
+        self._observer = None
+
+    def start(self, loop: IOLoop) -> None:
+        self._loop = loop
+        try:
+            self._observer = self._observe(Observer())
+        except OSError:  # e.g. out of inotify watches: poll instead
+            self._observer = self._observe(PollingObserver(timeout=0.25))
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+
+    def _observe(self, observer):
+        handler = _Forwarder(self._events_seen)
+        for folder in self.folders:
+            if folder.is_dir():
+                observer.schedule(handler, str(folder), recursive=True)
+        observer.start()
+        return observer
+
+    def _events_seen(self, paths: list[Path], complete: bool) -> None:
+        """Runs on watchdog's thread: hand the paths to the loop's thread."""
+        relevant = [path for path in paths
+                    if (relative := _relative_to_any(path, self.folders)) is not None
+                    and not is_ignored(relative)]
+        if relevant:
+            self._loop.add_callback(self._arm, relevant, complete)
+
+    def _arm(self, paths: list[Path], complete: bool) -> None:
+        self._pending.update(paths)
+        now = self._loop.time()
+        if self._first_event is None:
+            self._first_event = now
+        if self._timer is not None:
+            self._loop.remove_timeout(self._timer)
+        quiet = self.settle if complete else self.quiet
+        deadline = min(now + quiet, self._first_event + self.max_wait)
+        self._timer = self._loop.call_at(deadline, self._flush)
+
+    def _flush(self) -> None:
+        paths, self._pending = self._pending, set()
+        self._first_event = self._timer = None
+        self.on_batch(paths)
+
+
+class _Forwarder(FileSystemEventHandler):
+    def __init__(self, forward: Callable[[list[Path], bool], None]):
+        self.forward = forward
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory or event.event_type not in WRITE_EVENTS:
+            return
+        paths = [Path(os.fsdecode(event.src_path))]
+        if event.dest_path:
+            paths.append(Path(os.fsdecode(event.dest_path)))
+        self.forward(paths, event.event_type in COMPLETE_EVENTS)

@@ -1,0 +1,303 @@
+"""The preview server: what it adds to pages, what it leaves alone, and how it reacts to edits."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from bs4 import Comment
+from flask import Flask, jsonify
+from tornado.ioloop import IOLoop
+from werkzeug.test import Client
+
+from conftest import REPO, parse_html
+from sitegen.preview import PreviewServer, PreviewSite, PreviewMiddleware
+
+PREVIEW_BLOCK = re.compile(rb"<!--preview-->.*?<!--/preview-->", re.DOTALL)
+
+
+def without_preview(body: bytes) -> bytes:
+    return PREVIEW_BLOCK.sub(b"", body)
+
+
+@pytest.fixture
+def site():
+    return PreviewSite(REPO)
+
+
+@pytest.fixture
+def preview(site):
+    return Client(PreviewMiddleware(site))
+
+
+@pytest.fixture
+def project_site(make_project):
+    return PreviewSite(make_project())
+
+
+@pytest.fixture
+def project_preview(project_site):
+    return Client(PreviewMiddleware(project_site))
+
+
+def error_shown(preview, url: str) -> str:
+    """The error the preview shows at ``url``: a 500 page with the reload client, no traceback."""
+    response = preview.get(url)
+    assert response.status_code == 500
+    assert "Traceback" not in response.text and preview_scripts(response.data)
+    return parse_html(response.data).select_one(".preview-errors").get_text()
+
+
+def edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def preview_scripts(body: bytes) -> list:
+    """The reload clients that sit between the preview markers."""
+    soup = parse_html(body)
+    scripts = []
+    for start in soup.find_all(string=lambda s: isinstance(s, Comment) and s == "preview"):
+        for sibling in start.next_siblings:
+            if isinstance(sibling, Comment) and sibling == "/preview":
+                break
+            if sibling.name == "script" and sibling.has_attr("data-epoch"):
+                scripts.append(sibling)
+    return scripts
+
+
+# ---------------------------------------------------------------- injection
+
+def test_html_pages_get_the_reload_client_between_markers(preview, site):
+    response = preview.get("/users/ada-lovelace/")
+    [script] = preview_scripts(response.data)
+    assert script["data-epoch"] == site.epoch
+    assert "/.livereload" in script.string
+    body = parse_html(response.data).body
+    assert body.contents[-1] == Comment("/preview")  # the block closes the body
+
+
+def test_content_length_counts_the_injected_client(preview):
+    response = preview.get("/")
+    assert int(response.headers["Content-Length"]) == len(response.data)
+
+
+def test_head_has_the_length_of_the_injected_page_and_no_body(preview):
+    head, get = preview.head("/about/"), preview.get("/about/")
+    assert head.status_code == 200 and head.data == b""
+    assert int(head.headers["Content-Length"]) == len(get.data)
+
+
+def test_options_is_answered_without_a_body(preview):
+    response = preview.options("/users/")
+    assert response.status_code == 200
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "HEAD", "OPTIONS"}
+    assert response.data == b"" and response.headers["Content-Length"] == "0"
+
+
+def test_stylesheets_and_xml_pass_untouched(preview):
+    css = preview.get("/static/styles/site.css")
+    assert css.data == (REPO / "static/styles/site.css").read_bytes()
+    head = preview.head("/static/styles/site.css")
+    assert head.data == b"" and head.headers["Content-Length"] == str(len(css.data))
+    sitemap = preview.get("/sitemap.xml")
+    assert b"preview" not in sitemap.data
+    assert int(sitemap.headers["Content-Length"]) == len(sitemap.data)
+
+
+def test_json_is_never_touched_even_when_it_looks_like_html(site):
+    app = Flask("json_only")
+    payload = {"html": "<html><head></head><body></body></html>"}
+    app.add_url_rule("/api", view_func=lambda: jsonify(payload))
+    site.app = app
+    response = Client(PreviewMiddleware(site)).get("/api")
+    assert response.json == payload
+    assert int(response.headers["Content-Length"]) == len(response.data)
+
+
+def test_missing_pages_carry_the_client_too(preview):
+    response = preview.get("/users/nobody/")
+    assert response.status_code == 404
+    assert preview_scripts(response.data)
+
+
+# ---------------------------------------------------------------- parity with freeze
+
+def test_every_frozen_file_matches_the_preview_apart_from_the_client(frozen_build, preview):
+    files = [path for path in sorted(frozen_build.rglob("*")) if path.is_file()
+             and path.name != ".sitegen-build"]
+    assert len(files) > 20
+    for path in files:
+        relative = path.relative_to(frozen_build).as_posix()
+        url = "/" + (relative[: -len("index.html")] if relative.endswith("index.html") else relative)
+        response = preview.get(url)
+        assert response.status_code == 200, url
+        assert without_preview(response.data) == path.read_bytes(), url
+
+
+# ---------------------------------------------------------------- edits and errors
+
+def test_content_edit_rereads_only_that_file(project_site, project_preview, monkeypatch):
+    import sitegen.content
+
+    root = project_site.root
+    loaded = []
+    original = sitegen.content.parse_record
+    monkeypatch.setattr(sitegen.content, "parse_record",
+                        lambda path, *args: loaded.append(path) or original(path, *args))
+    changed = edit(root / "content/users/ada-lovelace.yaml", "name: Ada Lovelace", "name: Ada King")
+    assert project_site.apply({changed}) is None
+    assert loaded == [changed]
+    page = project_preview.get("/users/ada-lovelace/")
+    assert parse_html(page.data).h1.get_text() == "Ada King"
+
+
+def test_new_and_deleted_records_come_and_go(project_site, project_preview):
+    new = project_site.root / "content/users/zoe-zed.yaml"
+    new.write_text("username: zoe-zed\nname: Zoe Zed\njoined: 2020-01-01\n")
+    project_site.apply({new})
+    assert project_preview.get("/users/zoe-zed/").status_code == 200
+    new.unlink()
+    project_site.apply({new})
+    assert project_preview.get("/users/zoe-zed/").status_code == 404
+
+
+def test_broken_content_shows_an_error_page_on_every_page_until_fixed(
+        project_site, project_preview, capsys):
+    broken = edit(project_site.root / "content/users/ada-lovelace.yaml", "joined: ", "joined: [")
+    project_site.apply({broken})
+    for url in ("/", "/stores/berlin/", "/users/ada-lovelace/"):
+        error = error_shown(project_preview, url)
+        assert re.match(r"content/users/ada-lovelace\.yaml:\d+:\d+: invalid YAML", error)
+    assert capsys.readouterr().err.count("ada-lovelace.yaml") == 1  # reported once, not per request
+    edit(broken, "joined: [", "joined: ")
+    project_site.apply({broken})
+    assert project_preview.get("/users/ada-lovelace/").status_code == 200
+    assert "fixed" in capsys.readouterr().err
+
+
+def test_template_syntax_error_shows_on_every_page(project_site, project_preview):
+    broken = edit(project_site.root / "templates/store.html", "{% endblock %}", "{% endblok %}")
+    project_site.apply({broken})
+    assert error_shown(project_preview, "/about/").startswith("templates/store.html:")
+
+
+def test_template_error_while_rendering_names_file_and_line(project_site, project_preview):
+    broken = edit(project_site.root / "templates/profile.html",
+                  "{{ user.name }}</h1>", "{{ nickname }}</h1>")
+    project_site.apply({broken})
+    error = error_shown(project_preview, "/users/ada-lovelace/")
+    assert re.match(r"templates/profile\.html:\d+: 'nickname' is undefined", error)
+    stylesheet = project_site.root / "static/styles/site.css"
+    stylesheet.write_text(stylesheet.read_text() + "\nh1 { color: red }\n")
+    project_site.apply({stylesheet})  # fixes nothing: the error stays on every page
+    assert error_shown(project_preview, "/about/") == error
+    edit(broken, "{{ nickname }}</h1>", "{{ user.name }}</h1>")
+    project_site.apply({broken})
+    assert project_preview.get("/users/ada-lovelace/").status_code == 200
+
+
+def test_site_broken_at_start_heals_when_fixed(make_project):
+    root = make_project()
+    site_file = edit(root / "content/site.yaml", "title: Wordsmiths", "title: [")
+    site = PreviewSite(root)
+    preview = Client(PreviewMiddleware(site))
+    assert preview.get("/").status_code == 500
+    edit(site_file, "title: [", "title: Wordsmiths")
+    site.apply({site_file})
+    assert preview.get("/").status_code == 200
+
+
+def test_stylesheet_edit_is_announced_by_url_path_only(project_site):
+    css = project_site.root / "static/styles/site.css"
+    before = project_site.epoch
+    css.write_text(css.read_text() + "\nbody { color: red }\n")
+    assert project_site.apply({css}) == ["/static/styles/site.css"]
+    assert project_site.epoch != before
+
+
+# ---------------------------------------------------------------- the tornado server
+
+@pytest.fixture
+def running(project_site):
+    """The preview server in this process, on a free port, with a slow page added."""
+    project_site.app.add_url_rule("/slow/", view_func=lambda: time.sleep(1.5) or "slow")
+    project_site.app.config["MAX_CONTENT_LENGTH"] = 1000
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    started, loops = threading.Event(), []
+
+    def serve():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        PreviewServer(project_site).listen([listener])
+        loops.append(IOLoop.current())
+        started.set()
+        loops[0].start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    started.wait(5)
+    yield listener.getsockname()[1]
+    loops[0].add_callback(loops[0].stop)
+    thread.join(5)
+
+
+def request(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    response.body = response.read()
+    connection.close()
+    return response
+
+
+def test_a_slow_request_does_not_stall_others(running):
+    slow = threading.Thread(target=request, args=(running, "GET", "/slow/"))
+    slow.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    assert request(running, "GET", "/about/").status == 200
+    assert time.perf_counter() - started < 0.5
+    slow.join()
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(running):
+    connection = socket.create_connection(("127.0.0.1", running), timeout=5)
+    connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 500000000\r\n\r\n")
+    assert connection.recv(100).startswith(b"HTTP/1.1 400")  # without waiting for the body
+    connection.close()
+
+
+def websocket_handshake(port: int, origin: str) -> int:
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": origin}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/.livereload", headers=headers)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_reload_channel_accepts_pages_of_this_server_only(running):
+    assert websocket_handshake(running, f"http://127.0.0.1:{running}") == 101
+    assert websocket_handshake(running, "http://evil.example") == 403
+
+
+# ---------------------------------------------------------------- the command
+
+def test_a_network_host_needs_an_explicit_flag():
+    from click.testing import CliRunner
+
+    from sitegen.cli import main
+
+    result = CliRunner().invoke(main, ["preview", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "--allow-network" in result.output

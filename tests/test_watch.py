@@ -1,0 +1,91 @@
+"""Watching files for the preview: what counts as an edit, batching, and the site's epoch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path, PurePath
+
+import pytest
+from tornado.ioloop import IOLoop
+
+from sitegen.watch import FileWatcher, Fingerprint, is_ignored
+
+
+@pytest.mark.parametrize("path", ["build/index.html", "uploads/a.png", ".git/config", ".venv/x.py",
+                                  "users/.ada.yaml.swp", "users/ada.yaml~", "4913", "#ada.yaml#",
+                                  "__pycache__/app.cpython-311.pyc"])
+def test_noise_is_ignored(path):
+    assert is_ignored(PurePath(path))
+
+
+@pytest.mark.parametrize("path", ["users/ada-lovelace.yaml", "styles/site.css", "profile.html"])
+def test_sources_are_watched(path):
+    assert not is_ignored(PurePath(path))
+
+
+def watch_while(folder: Path, edits) -> list[tuple[float, set[Path]]]:
+    """Run a FileWatcher on ``folder`` while ``edits()`` runs; the batches with their times."""
+    batches = []
+    ready, loops = threading.Event(), []
+
+    def run():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = IOLoop.current()
+        watcher = FileWatcher([folder], lambda paths: batches.append((time.monotonic(), paths)))
+        watcher.start(loop)
+        loops.append(loop)
+        ready.set()
+        loop.start()
+        watcher.stop()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(5)
+    edits()
+    time.sleep(0.5)
+    loops[0].add_callback(loops[0].stop)
+    thread.join(5)
+    return batches
+
+
+def test_a_burst_of_saves_is_batched(tmp_path):
+    names = [tmp_path / f"user-{n}.yaml" for n in range(20)]
+    batches = watch_while(tmp_path, lambda: [name.write_text("x") for name in names])
+    assert set().union(*(paths for _, paths in batches)) == set(names)
+    assert len(batches) < len(names)
+
+
+def test_the_last_of_two_quick_saves_is_never_dropped(tmp_path):
+    target = tmp_path / "ada.yaml"
+    second_save = []
+
+    def two_saves():
+        target.write_text("first")
+        time.sleep(0.3)
+        second_save.append(time.monotonic())
+        target.write_text("second")
+
+    batches = watch_while(tmp_path, two_saves)
+    assert any(at > second_save[0] and target in paths for at, paths in batches)
+
+
+def test_editor_scratch_files_make_no_batch(tmp_path):
+    batches = watch_while(tmp_path, lambda: (tmp_path / ".ada.yaml.swp").write_text("x"))
+    assert batches == []
+
+
+def test_fingerprint_follows_files_and_agrees_across_processes(tmp_path):
+    source = tmp_path / "site.css"
+    source.write_text("a")
+    first = Fingerprint([tmp_path])
+    assert str(Fingerprint([tmp_path])) == str(first)
+    (tmp_path / ".site.css.swp").write_text("scratch")
+    assert str(Fingerprint([tmp_path])) == str(first)
+    before = str(first)
+    os.utime(source, ns=(0, 10**9))
+    first.update(source)
+    assert str(first) != before
+    assert str(first) == str(Fingerprint([tmp_path]))
