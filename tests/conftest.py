@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 PROJECT_PARTS = ("content", "templates", "static")
 
 
+@pytest.fixture(autouse=True)
+def secret_key_from_environment(monkeypatch):
+    """Preview apps made on the repository itself take their key from here, so
+    no test writes a generated instance/secret_key into the repository."""
+    monkeypatch.setenv("SITE_SECRET_KEY", "test-secret-key-0123456789")
+
+
 @pytest.fixture
 def app():
     return create_app(REPO, load_content(REPO), config={"TESTING": True})

@@ -123,6 +123,17 @@ def test_json_is_never_touched_even_when_it_looks_like_html(site):
     assert int(response.headers["Content-Length"]) == len(response.data)
 
 
+def test_live_api_json_passes_the_preview_byte_for_byte(monkeypatch):
+    monkeypatch.setenv("SITE_API_KEY", "preview-api-key")
+    site = PreviewSite(REPO)
+    direct = site.app.test_client().get("/api/users/guido-van-rossum?key=preview-api-key")
+    response = Client(PreviewMiddleware(site)).get("/api/users/guido-van-rossum?key=preview-api-key")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.data == direct.data
+    assert response.json["name"] == "Guido van Rossum"
+    assert int(response.headers["Content-Length"]) == len(response.data)
+
+
 def test_missing_pages_carry_the_client_too(preview):
     response = preview.get("/users/nobody/")
     assert response.status_code == 404
