@@ -345,9 +345,19 @@ def add_preview_nav(response: Response) -> Response:
     if response.mimetype != "text/html" or response.direct_passthrough or response.is_streamed:
         return response
     body = response.get_data()
-    at = body.rfind(b"</body>")
-    if at < 0:
+    if b"</body>" not in body.lower():
         return response
     fragment = render_template("_preview_nav.html", user=current_user()).strip().encode()
-    response.set_data(body[:at] + PREVIEW_START + fragment + PREVIEW_END + body[at:])
+    response.set_data(insert_before_body_end(body, preview_only(fragment)))
     return response
+
+
+def preview_only(fragment: bytes) -> bytes:
+    """Mark ``fragment`` as a preview-only addition; freeze output never has one."""
+    return PREVIEW_START + fragment + PREVIEW_END
+
+
+def insert_before_body_end(html: bytes, block: bytes) -> bytes:
+    """Put ``block`` just before the last ``</body>`` (any case), else at the end."""
+    at = html.lower().rfind(b"</body>")
+    return html + block if at < 0 else html[:at] + block + html[at:]

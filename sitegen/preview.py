@@ -53,6 +53,7 @@ from tornado.wsgi import WSGIContainer
 from .app import create_app
 from .content import Content, load_content, reload_file
 from .errors import ContentError, ContentErrors, SiteError, describe_template_error
+from .live import insert_before_body_end, preview_only
 from .watch import FileWatcher, Fingerprint, is_ignored
 
 ENGINE_DIR = Path(__file__).resolve().parent
@@ -203,15 +204,8 @@ def _client_script() -> bytes:
 
 
 def preview_block(script: bytes, epoch: str) -> bytes:
-    """The preview-only part of a page; freeze output never contains it."""
-    return (b'<!--preview--><script data-epoch="' + epoch.encode("ascii") + b'">'
-            + script + b"</script><!--/preview-->")
-
-
-def inject(html: bytes, block: bytes) -> bytes:
-    """Put ``block`` just before the last ``</body>`` (any case), else at the end."""
-    at = html.lower().rfind(b"</body>")
-    return html + block if at < 0 else html[:at] + block + html[at:]
+    """The reload client for a page, marked as preview-only."""
+    return preview_only(b'<script data-epoch="' + epoch.encode("ascii") + b'">' + script + b"</script>")
 
 
 def _is_html(headers: list[tuple[str, str]]) -> bool:
@@ -262,7 +256,7 @@ class PreviewMiddleware:
             html = b"".join(body)
         finally:
             _close(body)
-        html = inject(html, block)
+        html = insert_before_body_end(html, block)
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, [*headers, ("Content-Length", str(len(html)))])
         return [] if method == "HEAD" else [html]
@@ -279,7 +273,7 @@ class PreviewMiddleware:
             "<p>Fix the file named below and save it; this page reloads by itself.</p>\n"
             f'<ul class="preview-errors">{items}</ul>\n</body>\n</html>\n'
         ).encode()
-        html = inject(html, block)
+        html = insert_before_body_end(html, block)
         start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "text/html; charset=utf-8"),
                                                      ("Content-Length", str(len(html))),
                                                      ("Cache-Control", "no-store")])
