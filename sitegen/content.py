@@ -327,13 +327,12 @@ def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:
     """Bad file names and names that would land on one URL or one file."""
     errors, by_folded = [], {}
     for path in paths:
-        shown = _display(path, root)
         if path.suffix != ".yaml":
-            errors.append(ContentError(shown, 1, 1, "content files must end in .yaml"))
+            errors.append(ContentError(_display(path, root), 1, 1, "content files must end in .yaml"))
             continue
         problem = check_slug(path.stem)
         if problem:
-            errors.append(ContentError(shown, 1, 1, problem))
+            errors.append(ContentError(_display(path, root), 1, 1, problem))
         by_folded.setdefault(_fold(path.stem), []).append(path)
     for twins in by_folded.values():
         for path in twins if len(twins) > 1 else ():
@@ -359,7 +358,7 @@ def record_paths(root: Path) -> tuple[dict[str, list[Path]], list[ContentError]]
         bad = _slug_errors(found, root)
         errors.extend(bad)
         bad_paths = {e.path for e in bad}
-        paths[folder] = [path for path in found if _display(path, root) not in bad_paths]
+        paths[folder] = [path for path in found if _display(path, root) not in bad_paths] if bad else found
     return paths, errors
 
 

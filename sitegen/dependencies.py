@@ -21,9 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Flask, before_render_template, request
-from jinja2 import meta
-
 SITE = "content/site.yaml"
 ANY_TEMPLATE = "templates:*"
 
@@ -139,8 +136,15 @@ class TrackedContent:
         return self._site
 
 
-def track_app(app: Flask, recorder: Recorder) -> None:
-    """Hook the recorder into an app that is about to be frozen."""
+def track_app(app: Any, recorder: Recorder) -> None:
+    """Hook the recorder into an app that is about to be frozen.
+
+    Templates get a url_for that remembers the links it built (the same on
+    every page of a freeze) and still notes each static file linked.
+    """
+    from flask import before_render_template, request
+    from jinja2 import meta
+
     closures: dict[str, tuple[str, ...]] = {}
 
     def template_closure(name: str) -> tuple[str, ...]:
@@ -167,9 +171,28 @@ def track_app(app: Flask, recorder: Recorder) -> None:
 
     before_render_template.connect(note_template, app, weak=False)
 
+    build_url = app.url_for
+    built: dict[tuple, str] = {}
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        """Templates' url_for, remembered: every page of a freeze has the same base URL.
+
+        Relative endpoints ('.page') depend on the current blueprint and are not remembered.
+        """
+        if endpoint == "static":
+            recorder.add(static_link_key(values["filename"]))
+        if endpoint.startswith("."):
+            return build_url(endpoint, **values)
+        key = (endpoint, *values.items())
+        if key not in built:
+            built[key] = build_url(endpoint, **values)
+        return built[key]
+
+    app.jinja_env.globals["url_for"] = url_for
+
     @app.url_defaults
     def note_static_link(endpoint: str, values: dict) -> None:
-        if endpoint == "static" and recorder.active:
+        if endpoint == "static" and recorder.active:  # links made in Python code
             recorder.add(static_link_key(values["filename"]))
 
     @app.before_request

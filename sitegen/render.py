@@ -14,6 +14,7 @@ import unicodedata
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ class ShareFreezer(CheckedFreezer):
             # Frozen-Flask unquotes what a generator yields; quoting first keeps the URL as planned.
             for url in self.pending:
                 yield quote(url)
+
+    @cached_property
+    def root(self) -> Path:
+        """The destination, computed once instead of three times a page."""
+        return Path(self.app.root_path) / self.app.config["FREEZER_DESTINATION"]
 
     def _check_endpoints(self, seen_endpoints: set) -> None:
         """Done once over all shares by plan_pages."""
