@@ -101,10 +101,11 @@ def freeze_site(
             written.append(MARKER)
         if previous is None and dest.exists():
             deleted = sorted(set(incremental.files_under(dest)) - set(written))
-        folders.commit(state, written, deleted)
+        folders.mark_ready(state, written, deleted)
     except BaseException:
         folders.discard_staging()
         raise
+    folders.apply_commit()  # if this is interrupted, the next freeze finishes it
     return FreezeResult(len(state.pages), time.perf_counter() - started, dest,
                         rendered=build.rendered, removed=len(deleted))
 

@@ -253,13 +253,12 @@ class BuildFolders:
     def discard_staging(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def commit(self, state: State, written: list[str], deleted: list[str]) -> None:
-        """Stage the new state and the list of changes, mark the commit ready, apply it."""
+    def mark_ready(self, state: State, written: list[str], deleted: list[str]) -> None:
+        """Stage the new state and the list of changes, then mark the commit ready in one rename."""
         (self.staging / STATE_FILE).write_bytes(state.dump())
         ready = self.staging / (COMMIT_FILE + ".tmp")
         ready.write_bytes(marshal.dumps((written, deleted)))
         os.replace(ready, self.staging / COMMIT_FILE)
-        self.apply_commit()
 
     def apply_commit(self) -> None:
         """Move the staged files in and delete the gone ones; safe to repeat after a crash."""
