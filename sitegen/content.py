@@ -362,6 +362,21 @@ def record_paths(root: Path) -> tuple[dict[str, list[Path]], list[ContentError]]
     return paths, errors
 
 
+def names_are_clean(names: Iterable[str]) -> bool:
+    """Whether these file names of one folder are all valid, distinct slugs.
+
+    A quick check on plain names; record_paths explains any problem.
+    """
+    seen = set()
+    for name in names:
+        stem, suffix = name[: -len(".yaml")], name[-len(".yaml"):]
+        folded = _fold(stem)
+        if suffix != ".yaml" or check_slug(stem) or folded in seen:
+            return False
+        seen.add(folded)
+    return True
+
+
 def load_content(root: Path) -> Content:
     """Load everything under ``root/content``; raise ContentErrors listing every problem."""
     errors: list[ContentError] = []

@@ -196,8 +196,12 @@ class Build:
         names_moved = any(path.startswith("content/") for path in self.changes.added | self.changes.removed)
         if self.previous and not names_moved:
             return {kind: list(records) for kind, records in self.old_records.items()}, []
-        from .content import record_paths
+        from .content import RECORD_LOADERS, names_are_clean, record_paths
 
+        names = {kind: sorted(path.rpartition("/")[2] for path in self.changes.sources
+                              if path.startswith(f"content/{kind}/")) for kind in RECORD_LOADERS}
+        if all(names_are_clean(found) for found in names.values()):
+            return {kind: [name[: -len(".yaml")] for name in found] for kind, found in names.items()}, []
         paths, errors = record_paths(self.root)
         return {kind: [path.stem for path in found] for kind, found in paths.items()}, errors
 
