@@ -141,39 +141,46 @@ class Build:
 
         site = self._site()
         slugs, name_errors = self._slugs()
-        planned = self._plan(render, site, slugs)
+        others = render.plan_pages(self.root, site, self.base_url, self.folders.tree,
+                                   {kind: len(names) for kind, names in slugs.items()})
         changed = self._changed_files()
         job = render.Job(self.root, self.base_url, site, self.folders.tree)
+        old_urls = {owner: url for url, (_, owner, _) in self.old_pages.items() if owner}
 
-        # Round 1: each worker parses its share of the changed records and renders their pages.
+        # Round 1: each worker parses its share of the changed records and renders the pages of its records.
         to_parse = {kind: [slug for slug in names if f"content/{kind}/{slug}.yaml" in self.changes.changed]
                     for kind, names in slugs.items()}
-        first = [url for url, (_, owner) in planned.items()
-                 if owner is not None and self._dirty(url, changed)] if not name_errors else []
-        first_results = self._run(render, job, self._record_shares(render, planned, first, to_parse), 0,
-                                  len(first))
+        dirty = [] if name_errors else [
+            (kind, slug) for kind, names in slugs.items() for slug in names
+            if (kind, slug) not in old_urls or self._dirty(old_urls[kind, slug], changed)]
+        first_results = self._run(render, job, self._record_shares(render, dirty, to_parse), 0, len(dirty))
         errors = [ContentError(*error) for result in first_results for error in result.errors]
         if name_errors or errors:
             raise ContentErrors(name_errors + errors)
-        records = self._merge_records(render, slugs, first_results)
+        records = self._merge_records(slugs, first_results)
         changed |= self._changed_fields(render, records)
 
         # Round 2: with every record loaded, the pages that list them and everything else.
-        done = {url for result in first_results for url, _, _ in result.pages}
-        deferred = {url for result in first_results for url in result.deferred}
-        second = [url for url in planned if url not in done and (url in deferred or self._dirty(url, changed))]
+        deferred = dict(deferred for result in first_results for deferred in result.deferred)
+        second = list(deferred) + [url for url in others if self._dirty(url, changed)]
         count = min(self.jobs, len(second))
-        shares = [render.Share(second[index::count], {}, records, complete=True) for index in range(count)]
-        second_results = self._run(render, job, shares, len(done), len(done) + len(second)) if shares else []
+        shares = [render.Share({}, second[index::count], deferred, {}, records, complete=True)
+                  for index in range(count)]
+        done = sum(len(result.pages) for result in first_results)
+        second_results = self._run(render, job, shares, done, done + len(second)) if shares else []
 
-        pages = {url: self.old_pages[url] for url in planned if url in self.old_pages}
+        current = {(kind, slug) for kind, names in slugs.items() for slug in names}
+        pages = {url: page for url, page in self.old_pages.items()
+                 if (page[1] in current if page[1] else url in others)}
         written = []
         for result in first_results + second_results:
-            for url, file, dependencies in result.pages:
-                pages[url] = (file, planned[url][1], self._intern(dependencies))
+            for url, file, owner, dependencies in result.pages:
+                pages[url] = (file, owner, self._intern(dependencies))
                 written.append(file)
+        if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
+            render.check_collisions(file for file, _, _ in pages.values())
         self.rendered = len(written)
-        deleted = [self.old_pages[url][0] for url in self.old_pages if url not in planned]
+        deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
         sources = self._sources_with_digests(first_results)
         state = State(self.fingerprint, sources, pickle.dumps(site), records, pages)
         return state, written, deleted
@@ -204,14 +211,6 @@ class Build:
             return {kind: [name[: -len(".yaml")] for name in found] for kind, found in names.items()}, []
         paths, errors = record_paths(self.root)
         return {kind: [path.stem for path in found] for kind, found in paths.items()}, errors
-
-    def _plan(self, render: Any, site: Any, slugs: dict[str, list[str]]) -> dict[str, tuple[str, Any]]:
-        """Every URL -> (file, owner); listed afresh only when records or static files came or went."""
-        moved = self.changes.added | self.changes.removed
-        if self.previous and not any(path.startswith(("content/users/", "content/stores/", "static/"))
-                                     for path in moved):
-            return {url: (file, owner) for url, (file, owner, _) in self.old_pages.items()}
-        return render.plan_pages(self.root, site, self.base_url, self.folders.tree, slugs)
 
     def _changed_files(self) -> set[str]:
         changed = set(self.changes.changed)
@@ -244,24 +243,22 @@ class Build:
 
     # ------------------------------------------------------------ sharing out the work
 
-    def _record_shares(self, render: Any, planned: dict, urls: list[str],
+    def _record_shares(self, render: Any, dirty: list[tuple[str, str]],
                        to_parse: dict[str, list[str]]) -> list[Any]:
-        """Split the records to parse and the pages to render by record, one share per worker."""
-        needed = {(kind, slug) for kind, names in to_parse.items() for slug in names}
-        needed |= {planned[url][1] for url in urls}
-        ordered = sorted(needed)
-        count = self.jobs if len(ordered) + len(urls) >= PARALLEL_MIN else 1
-        owner_share = {owner: index % count for index, owner in enumerate(ordered)}
+        """Split the records to parse and the record pages to render by record, one share per worker."""
         parsing = {(kind, slug) for kind, names in to_parse.items() for slug in names}
-        shares = [render.Share([], {}, {}, complete=False) for _ in range(count)]
+        ordered = sorted(parsing | set(dirty))
+        count = self.jobs if len(ordered) + len(dirty) >= PARALLEL_MIN else 1
+        share_of = {owner: index % count for index, owner in enumerate(ordered)}
+        shares = [render.Share({}, [], {}, {}, {}, complete=False) for _ in range(count)]
         for kind, slug in ordered:
-            share = shares[owner_share[kind, slug]]
+            share = shares[share_of[kind, slug]]
             if (kind, slug) in parsing:
                 share.parse.setdefault(kind, []).append(slug)
             else:
                 share.known.setdefault(kind, {})[slug] = self.old_records[kind][slug]
-        for url in urls:
-            shares[owner_share[planned[url][1]]].urls.append(url)
+        for kind, slug in dirty:
+            shares[share_of[kind, slug]].records.setdefault(kind, []).append(slug)
         return shares
 
     def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
@@ -271,7 +268,7 @@ class Build:
                 raise SiteError(result.failure)
         return results
 
-    def _merge_records(self, render: Any, slugs: dict[str, list[str]], results: list[Any]) -> dict:
+    def _merge_records(self, slugs: dict[str, list[str]], results: list[Any]) -> dict:
         records = {}
         for kind, names in slugs.items():
             parsed = {}
