@@ -12,6 +12,8 @@ inside what a host serves). It holds:
 - ``pages``: ``url -> (file, owner, dependencies)`` (see dependencies.py).
 
 It is read with one ``marshal.loads`` and written only as part of a commit.
+Beside it, ``jinja/`` caches compiled templates (Jinja checks each against
+its source), so rendering one page does not compile the templates first.
 A commit is staged whole first (new files, the new state, the list of files to
 delete), then marked ready; a freeze that finds a ready commit (the previous
 one crashed while applying it) finishes it, and one that finds an unready
@@ -23,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import importlib.metadata
+import importlib.util
 import marshal
 import os
 import shutil
@@ -39,7 +41,7 @@ COMMIT_FILE = "commit.marshal"
 RACY_NS = 2_000_000_000
 SOURCE_FOLDERS = ("templates", "static")
 CONTENT_FOLDERS = ("users", "stores")
-LIBRARIES = ("flask", "werkzeug", "jinja2", "frozen-flask", "pyyaml")
+LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml")
 
 Sources = dict[str, tuple[int, int, bytes]]
 Page = tuple[str, Any, tuple[str, ...]]  # (file relative to the build, owner (kind, slug) or None, dependencies)
@@ -55,9 +57,16 @@ def file_digest(path: Path) -> bytes:
 
 
 def fingerprint(root: Path, base_url: str | None) -> bytes:
-    """Everything besides the sources that shapes the output: the code and its libraries."""
+    """Everything besides the sources that shapes the output: the code and its libraries.
+
+    A library is known by its installed entry file's size and time (a new
+    release rewrites it), which needs no import and no package metadata scan.
+    """
     parts = [str(STATE_VERSION), str(root), str(base_url)]
-    parts += [importlib.metadata.version(name) for name in LIBRARIES]
+    for name in LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        stat = os.stat(spec.origin) if spec and spec.origin else None
+        parts.append(f"{name}:{spec and spec.origin}:{stat and (stat.st_mtime_ns, stat.st_size)}")
     package = Path(__file__).resolve().parent
     code = b"".join(path.read_bytes() for path in sorted(package.glob("*.py")))
     return digest("\0".join(parts).encode() + code)
@@ -219,6 +228,7 @@ class BuildFolders:
     def __init__(self, dest: Path):
         self.dest = dest
         self.state = dest.parent / f".{dest.name}.state"
+        self.template_cache = self.state / "jinja"  # compiled templates, checked against their source
         self.staging = dest.parent / f".{dest.name}.staging"
         self.tree = self.staging / "tree"
 

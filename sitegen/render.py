@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from flask import Flask
 from flask_frozen import Freezer, FrozenFlaskWarning
+from jinja2 import FileSystemBytecodeCache
 
 from .app import create_app
 from .content import RECORD_LOADERS, Content, Site, Store, User
@@ -192,6 +193,7 @@ class Job:
     base_url: str | None
     site: Site
     tree: Path
+    template_cache: Path
 
 
 @dataclass
@@ -250,6 +252,8 @@ def render_share(job: Job, share: Share, tick: Callable[[], None]) -> ShareResul
     app = create_app(job.root, content, base_url=job.base_url, config=freeze_config(job.tree))
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
     app.test_client_class = FreezeClient
+    job.template_cache.mkdir(parents=True, exist_ok=True)
+    app.jinja_env.bytecode_cache = FileSystemBytecodeCache(str(job.template_cache))
     track_app(app, recorder)
     freezer = ShareFreezer(app, share.records, share.urls)
     while True:
