@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from flask.testing import EnvironBuilder, FlaskClient
 
+from werkzeug.test import TestResponse
 from werkzeug.urls import iri_to_uri
 
 def _wsgi_str(text: str) -> str:
@@ -26,6 +27,16 @@ def _wsgi_str(text: str) -> str:
 
 
 class FreezeClient(FlaskClient):
+    def __init__(self, application: Any, response_wrapper: Any = None, *args: Any, **kwargs: Any):
+        # Werkzeug makes a new response class for every client it is given Flask's
+        # response class; Frozen-Flask makes a client per page. Make it once per app.
+        wrappers = application.extensions.setdefault("freeze_client_wrappers", {})
+        if response_wrapper is not None and not issubclass(response_wrapper, TestResponse):
+            if response_wrapper not in wrappers:
+                wrappers[response_wrapper] = type("WrapperTestResponse", (TestResponse, response_wrapper), {})
+            response_wrapper = wrappers[response_wrapper]
+        super().__init__(application, response_wrapper, *args, **kwargs)
+
     def get(self, url: str, follow_redirects: bool = False, base_url: str | None = None,
             **kwargs: Any) -> Any:
         if kwargs or "?" in url:
