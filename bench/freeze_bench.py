@@ -97,7 +97,7 @@ def run(command: list[str]) -> tuple[float, int, float]:
     sampler.join()
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{out}{err}")
-    return seconds, peak, float(re.search(r" in ([0-9.]+) s", out).group(1))
+    return seconds, peak, float(re.search(r"\bin ([0-9.]+) s", out).group(1))
 
 
 def freeze_command(root: Path, dest: Path, jobs: int | None) -> list[str]:

@@ -33,7 +33,7 @@ from .errors import ContentError, ContentErrors, SiteError
 from .incremental import BuildFolders, State
 
 MARKER = ".sitegen-build"
-MARKER_TEXT = "Made by `python site.py freeze`; this folder is replaced on every freeze.\n"
+MARKER_TEXT = "Made by `python site.py freeze`, which rewrites the files in this folder.\n"
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
 PROGRESS_SECONDS = 0.1

@@ -15,7 +15,6 @@ import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -103,7 +102,7 @@ class ShareFreezer(CheckedFreezer):
 
         return noting
 
-    @cached_property
+    @functools.cached_property
     def root(self) -> Path:
         """The destination, computed once instead of three times a page."""
         return Path(self.app.root_path) / self.app.config["FREEZER_DESTINATION"]
