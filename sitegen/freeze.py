@@ -158,10 +158,15 @@ class Build:
         if name_errors or errors:
             raise ContentErrors(name_errors + errors)
         records = self._merge_records(slugs, first_results)
-        changed |= self._changed_fields(render, records)
+        listed_changes = self._changed_fields(render, records)
+        changed |= listed_changes
 
         # Round 2: with every record loaded, the pages that list them and everything else.
         deferred = dict(deferred for result in first_results for deferred in result.deferred)
+        if listed_changes:  # a record page that also lists records is redone once they are all loaded
+            done_first = {url for result in first_results for url, _, _, _ in result.pages}
+            deferred.update((url, owner) for owner, url in old_urls.items() if url not in done_first
+                            and url not in deferred and owner[1] in records[owner[0]] and self._dirty(url, changed))
         second = list(deferred) + [url for url in others if self._dirty(url, changed)]
         count = min(self.jobs, len(second))
         shares = [render.Share({}, second[index::count], deferred, {}, records, complete=True)

@@ -99,6 +99,28 @@ def test_clean_flag_renders_every_page(project):
     assert "(72 rendered, 0 removed)" in result.output
 
 
+def test_a_record_page_that_counts_every_record_follows_additions(project, tmp_path, monkeypatch):
+    from sitegen import pages
+    from test_freeze import page
+
+    render_template = pages.render_template
+
+    def with_head_count(name, **context):
+        if name == "profile.html":
+            context["people"] = len(pages.site_content().users)
+        return render_template(name, **context)
+
+    monkeypatch.setattr(pages, "render_template", with_head_count)
+    profile = project / "templates/profile.html"
+    profile.write_text(profile.read_text().replace(
+        "<h1>{{ user.name }}</h1>", '<h1>{{ user.name }}</h1><p class="count">{{ people }} people</p>'))
+    freeze_site(project, project / "build", jobs=2)  # the workers hold a share each: profiles wait for all
+    add_users(project, 41)
+    freeze_site(project, project / "build")
+    assert page(project / "build", "/users/ada-lovelace/").select_one(".count").get_text() == "54 people"
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "count")
+
+
 def test_parallel_and_sequential_freezes_are_byte_identical(project, tmp_path):
     parallel, sequential = tmp_path / "parallel", tmp_path / "sequential"
     freeze_site(project, parallel, jobs=2, clean=True)
