@@ -144,7 +144,8 @@ class Build:
         others = render.plan_pages(self.root, site, self.base_url, self.folders.tree,
                                    {kind: len(names) for kind, names in slugs.items()})
         changed = self._changed_files()
-        job = render.Job(self.root, self.base_url, site, self.folders.tree, self.folders.template_cache)
+        job = render.Job(self.root, self.base_url, site, self.folders.tree,
+                         self.folders.templates, self.folders.staged_templates)
         old_urls = {owner: url for url, (_, owner, _) in self.old_pages.items() if owner}
 
         # Round 1: each worker parses its share of the changed records and renders the pages of its records.

@@ -13,7 +13,8 @@ inside what a host serves). It holds:
 
 It is read with one ``marshal.loads`` and written only as part of a commit.
 Beside it, ``jinja/`` caches compiled templates (Jinja checks each against
-its source), so rendering one page does not compile the templates first.
+its source), so rendering one page does not compile the templates first;
+templates compiled by a freeze are committed with it.
 A commit is staged whole first (new files, the new state, the list of files to
 delete), then marked ready; a freeze that finds a ready commit (the previous
 one crashed while applying it) finishes it, and one that finds an unready
@@ -228,9 +229,11 @@ class BuildFolders:
     def __init__(self, dest: Path):
         self.dest = dest
         self.state = dest.parent / f".{dest.name}.state"
-        self.template_cache = self.state / "jinja"  # compiled templates, checked against their source
         self.staging = dest.parent / f".{dest.name}.staging"
         self.tree = self.staging / "tree"
+        # Compiled templates: read from the state, new ones staged and committed with the build.
+        self.templates = self.state / "jinja"
+        self.staged_templates = self.staging / "jinja"
 
     def load_state(self, expected_fingerprint: bytes) -> State | None:
         try:
@@ -292,6 +295,10 @@ class BuildFolders:
         if (self.staging / STATE_FILE).exists():
             self.state.mkdir(exist_ok=True)
             os.replace(self.staging / STATE_FILE, self.state / STATE_FILE)
+        if self.staged_templates.is_dir():
+            self.templates.mkdir(parents=True, exist_ok=True)
+            for compiled in self.staged_templates.iterdir():
+                os.replace(compiled, self.templates / compiled.name)
         (self.staging / COMMIT_FILE).unlink()
         shutil.rmtree(self.staging)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 import traceback
 import unicodedata
 import warnings
@@ -22,7 +23,8 @@ from urllib.parse import quote
 
 from flask import Flask
 from flask_frozen import Freezer, FrozenFlaskWarning
-from jinja2 import FileSystemBytecodeCache
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 
 from .app import create_app
 from .content import RECORD_LOADERS, Content, Site, Store, User
@@ -182,6 +184,33 @@ def check_collisions(files: Iterable[str]) -> None:
             raise SiteError(f"pages {twin!r} and {file!r} would be written to the same file")
 
 
+class StagedTemplateCache(BytecodeCache):
+    """Compiled templates, read from earlier freezes and written beside this one's pages.
+
+    Jinja checks each against its template's source and recompiles on a
+    mismatch; new ones reach the state only if this freeze commits.
+    """
+
+    def __init__(self, committed: Path, staged: Path):
+        self.committed, self.staged = committed, staged
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        for folder in (self.staged, self.committed):
+            try:
+                with open(folder / f"{bucket.key}.cache", "rb") as compiled:
+                    bucket.load_bytecode(compiled)
+                return
+            except FileNotFoundError:
+                continue
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.staged.mkdir(parents=True, exist_ok=True)
+        partial = self.staged / f"{bucket.key}.{os.getpid()}.tmp"
+        with open(partial, "wb") as compiled:
+            bucket.write_bytecode(compiled)
+        os.replace(partial, self.staged / f"{bucket.key}.cache")
+
+
 # ---------------------------------------------------------------- rendering a share
 
 @dataclass
@@ -192,7 +221,8 @@ class Job:
     base_url: str | None
     site: Site
     tree: Path
-    template_cache: Path
+    templates: Path  # compiled templates of earlier freezes
+    staged_templates: Path  # compiled by this one, committed with it
 
 
 @dataclass
@@ -251,8 +281,7 @@ def render_share(job: Job, share: Share, tick: Callable[[], None]) -> ShareResul
     app = create_app(job.root, content, base_url=job.base_url, config=freeze_config(job.tree))
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
     app.test_client_class = FreezeClient
-    job.template_cache.mkdir(parents=True, exist_ok=True)
-    app.jinja_env.bytecode_cache = FileSystemBytecodeCache(str(job.template_cache))
+    app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
     track_app(app, recorder)
     freezer = ShareFreezer(app, share.records, share.urls)
     while True:
