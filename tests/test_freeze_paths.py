@@ -1,0 +1,60 @@
+"""Output paths are checked even when content validation is bypassed.
+
+Frozen-Flask joins a decoded URL to the destination as it is; the freezer
+must refuse any page that would land outside the build or on another page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from conftest import REPO
+from sitegen import freeze, render
+from sitegen.content import load_content
+from sitegen.errors import SiteError
+from sitegen.incremental import encode_record
+
+
+def freeze_with_users(monkeypatch, tmp_path, *usernames):
+    """Freeze the example with extra users whose names never went through validation."""
+    template = load_content(REPO).users["ada-lovelace"]
+    checked_names = freeze.Build._slugs
+
+    def names_past_validation(build):
+        slugs, errors = checked_names(build)
+        build.old_records = {"stores": {}, "users": {
+            name: encode_record(dataclasses.replace(template, username=name, joined=dt.date(2020, 1, 1)))
+            for name in usernames}}
+        return {**slugs, "users": slugs["users"] + list(usernames)}, errors
+
+    monkeypatch.setattr(freeze.Build, "_slugs", names_past_validation)
+    dest = tmp_path / "build"
+    with pytest.raises(SiteError) as caught:
+        freeze.freeze_site(REPO, dest)
+    assert not dest.exists()
+    assert not any(tmp_path.iterdir()), "the staging or state folder was left behind"
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("slug", ["..", "."])
+def test_dot_segments_cannot_escape_or_overwrite(monkeypatch, tmp_path, slug):
+    message = freeze_with_users(monkeypatch, tmp_path, slug)
+    assert "does not map to a file inside the build" in message
+
+
+def test_case_twins_cannot_land_on_one_file(monkeypatch, tmp_path):
+    message = freeze_with_users(monkeypatch, tmp_path, "Twin", "twin")
+    assert "would be written to the same file" in message
+
+
+def test_case_twins_from_different_workers_are_caught_when_their_pages_meet():
+    with pytest.raises(SiteError, match="would be written to the same file"):
+        render.check_collisions(["users/ada/index.html", "users/Twin/index.html", "users/twin/index.html"])
+
+
+def test_overlong_names_are_refused_before_the_file_system_fails(monkeypatch, tmp_path):
+    message = freeze_with_users(monkeypatch, tmp_path, "x" * 300)
+    assert "is over 200 bytes" in message
