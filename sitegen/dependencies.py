@@ -143,7 +143,7 @@ def track_app(app: Any, recorder: Recorder) -> None:
     every page of a freeze) and still notes each static file linked.
     """
     from flask import before_render_template, request
-    from jinja2 import meta
+    from jinja2 import TemplateNotFound, meta
 
     closures: dict[str, tuple[str, ...]] = {}
 
@@ -156,7 +156,10 @@ def track_app(app: Any, recorder: Recorder) -> None:
                 if current in found:
                     continue
                 found.add(current)
-                source, _, _ = app.jinja_env.loader.get_source(app.jinja_env, current)
+                try:
+                    source, _, _ = app.jinja_env.loader.get_source(app.jinja_env, current)
+                except TemplateNotFound:  # e.g. `include ... ignore missing`: depend on it appearing
+                    continue
                 for referenced in meta.find_referenced_templates(app.jinja_env.parse(source)):
                     if referenced is None:  # a name computed at render time: any template may be it
                         dynamic = True

@@ -74,6 +74,16 @@ def test_an_included_template_edit_renders_only_the_pages_that_include_it(projec
     assert freeze_site(project, project / "build").rendered == 2  # /users/ and the home page
 
 
+def test_an_optional_include_is_picked_up_when_it_appears(project, tmp_path):
+    about = project / "templates/about.html"
+    about.write_text(about.read_text().replace(
+        "{% block main %}", '{% block main %}{% include "_notice.html" ignore missing %}'))
+    freeze_site(project, project / "build")
+    (project / "templates/_notice.html").write_text('<p class="notice">Closed on Monday.</p>\n')
+    assert freeze_site(project, project / "build").rendered == 1
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "notice")
+
+
 def test_a_stylesheet_edit_copies_only_the_stylesheet(project):
     freeze_site(project, project / "build")
     with open(project / "static/styles/site.css", "a") as css:
