@@ -30,22 +30,27 @@ def main(ctx: click.Context, root: Path) -> None:
 @click.option("--base-url", default=None, metavar="URL",
               help="Where the site will be published, e.g. https://example.org/sub/ "
                    "[default: base_url from content/site.yaml]")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes.  [default: all cores]")
+@click.option("--clean", is_flag=True,
+              help="Render every page, ignoring what the last freeze recorded.")
 @click.pass_obj
-def freeze(root: Path, dest: Path | None, base_url: str | None) -> None:
-    """Write every page of the site into static files."""
+def freeze(root: Path, dest: Path | None, base_url: str | None, jobs: int | None, clean: bool) -> None:
+    """Write every page of the site into static files (only the changed ones after the first time)."""
     from .freeze import freeze_site
 
     show_progress = sys.stderr.isatty()
 
-    def progress(pages: int, url: str) -> None:
-        if show_progress and pages % 50 == 0:
-            click.echo(f"\rfreezing: {pages} pages", nl=False, err=True)
+    def progress(done: int, total: int) -> None:
+        if show_progress:
+            click.echo(f"\rfreezing: {done}/{total} pages", nl=False, err=True)
 
     result = freeze_site(root, dest or root / "build", base_url=_checked_base_url(base_url),
-                         progress=progress)
+                         progress=progress, jobs=jobs, clean=clean)
     if show_progress:
         click.echo("\r\033[K", nl=False, err=True)
-    click.echo(f"Froze {result.pages} pages into {result.destination} in {result.seconds:.2f} s")
+    click.echo(f"Froze {result.pages} pages into {result.destination} in {result.seconds:.2f} s "
+               f"({result.rendered} rendered, {result.removed} removed)")
 
 
 def _checked_base_url(url: str | None) -> str | None:

@@ -327,13 +327,12 @@ def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:
     """Bad file names and names that would land on one URL or one file."""
     errors, by_folded = [], {}
     for path in paths:
-        shown = _display(path, root)
         if path.suffix != ".yaml":
-            errors.append(ContentError(shown, 1, 1, "content files must end in .yaml"))
+            errors.append(ContentError(_display(path, root), 1, 1, "content files must end in .yaml"))
             continue
         problem = check_slug(path.stem)
         if problem:
-            errors.append(ContentError(shown, 1, 1, problem))
+            errors.append(ContentError(_display(path, root), 1, 1, problem))
         by_folded.setdefault(_fold(path.stem), []).append(path)
     for twins in by_folded.values():
         for path in twins if len(twins) > 1 else ():
@@ -343,24 +342,54 @@ def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:
     return errors
 
 
+RECORD_LOADERS: dict[str, Callable[[Path, Path], Any]] = {"users": load_user, "stores": load_store}
+
+
+def record_paths(root: Path) -> tuple[dict[str, list[Path]], list[ContentError]]:
+    """The loadable record files of each folder, and the errors in the others' names.
+
+    Only names are looked at, so a build can check them all cheaply and parse
+    just the files it needs (see sitegen/freeze.py).
+    """
+    errors: list[ContentError] = []
+    paths: dict[str, list[Path]] = {}
+    for folder in RECORD_LOADERS:
+        found = record_files(root / "content" / folder)
+        bad = _slug_errors(found, root)
+        errors.extend(bad)
+        bad_paths = {e.path for e in bad}
+        paths[folder] = [path for path in found if _display(path, root) not in bad_paths] if bad else found
+    return paths, errors
+
+
+def names_are_clean(names: Iterable[str]) -> bool:
+    """Whether these file names of one folder are all valid, distinct slugs.
+
+    A quick check on plain names; record_paths explains any problem.
+    """
+    seen = set()
+    for name in names:
+        stem, suffix = name[: -len(".yaml")], name[-len(".yaml"):]
+        folded = _fold(stem)
+        if suffix != ".yaml" or check_slug(stem) or folded in seen:
+            return False
+        seen.add(folded)
+    return True
+
+
 def load_content(root: Path) -> Content:
     """Load everything under ``root/content``; raise ContentErrors listing every problem."""
-    content_dir = root / "content"
     errors: list[ContentError] = []
     site = None
     try:
-        site = load_site(content_dir, root)
+        site = load_site(root / "content", root)
     except ContentError as exc:
         errors.append(exc)
-    loaded: dict[str, dict] = {"users": {}, "stores": {}}
-    for folder, load in (("users", load_user), ("stores", load_store)):
-        paths = record_files(content_dir / folder)
-        bad = _slug_errors(paths, root)
-        errors.extend(bad)
-        bad_paths = {e.path for e in bad}
-        for path in paths:
-            if _display(path, root) in bad_paths:
-                continue
+    paths, bad_names = record_paths(root)
+    errors.extend(bad_names)
+    loaded: dict[str, dict] = {folder: {} for folder in RECORD_LOADERS}
+    for folder, load in RECORD_LOADERS.items():
+        for path in paths[folder]:
             try:
                 loaded[folder][path.stem] = load(path, root)
             except ContentError as exc:

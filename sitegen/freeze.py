@@ -1,35 +1,42 @@
-"""Freeze the site into static files with Frozen-Flask, safely.
+"""Freeze the site into static files with Frozen-Flask: safely, in parallel, incrementally.
 
-Frozen-Flask does the crawling and writing; this module adds what it leaves
-out: a URL generator per parameterized page, a containment check on every
-output path, warnings treated as errors, the real cause of a failing page,
-and an all-or-nothing swap so a failed freeze never touches the last build.
+Frozen-Flask renders and writes each page (sitegen/render.py, one Freezer per
+worker process); this module decides what to render and keeps the promises:
+
+- only pages whose inputs changed since the last freeze are rendered
+  (sitegen/incremental.py keeps what each page was built from), and the
+  result is byte-identical to a clean freeze;
+- a freeze works in a staging folder and changes build/ only once every page
+  succeeded; a crash mid-way never leaves build/ or the state half-updated;
+- it only writes into a folder that is empty or that it made itself.
+
+The plan, in two rounds of workers: first each worker parses its share of the
+changed records and renders the pages of those records; then, with every
+record at hand, the pages that list records (the home page, /users/, the
+sitemap) and the rest. Flask is imported only when some page has to be rendered.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import pickle
+import sys
 import time
-import unicodedata
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from flask import Flask
-from flask_frozen import Freezer, FrozenFlaskWarning
-
-from .app import create_app
-from .content import Content, load_content
-from .errors import SiteError, describe_template_error
+from . import incremental
+from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
+from .errors import ContentError, ContentErrors, SiteError
+from .incremental import BuildFolders, State
 
 MARKER = ".sitegen-build"
-MARKER_TEXT = "Made by `python site.py freeze`; this folder is replaced on every freeze.\n"
-# Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
-STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
-                 "styles/login-style.css", "scripts/login-script.js"]
-MAX_PATH_SEGMENT = 200
+MARKER_TEXT = "Made by `python site.py freeze`, which rewrites the files in this folder.\n"
+# Below this many pages and files to parse, one process is faster than forking.
+PARALLEL_MIN = 64
+PROGRESS_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -37,51 +44,12 @@ class FreezeResult:
     pages: int
     seconds: float
     destination: Path
+    rendered: int = 0
+    removed: int = 0
 
 
-class CheckedFreezer(Freezer):
-    """A Freezer that refuses any URL whose file would escape or collide.
-
-    Frozen-Flask joins the decoded URL to the destination as it is; a slug
-    such as ``..`` or a case twin would overwrite another page.
-    """
-
-    def __init__(self, app: Flask):
-        super().__init__(app)
-        self.current_url: str | None = None
-        self._files: dict[str, str] = {}
-
-    def urlpath_to_filepath(self, path: str) -> str:
-        self.current_url = path
-        relative = super().urlpath_to_filepath(path)
-        for segment in relative.split("/"):
-            if segment in ("", ".", "..") or "\\" in segment or "\0" in segment:
-                raise SiteError(f"refusing URL {path!r}: it does not map to a file inside the build")
-            if len(segment.encode()) > MAX_PATH_SEGMENT:
-                raise SiteError(f"refusing URL {path!r}: a path segment is over {MAX_PATH_SEGMENT} bytes")
-        folded = unicodedata.normalize("NFC", relative).casefold()
-        twin = self._files.setdefault(folded, path)
-        if twin != path:
-            raise SiteError(f"URLs {twin!r} and {path!r} would be written to the same file")
-        return relative
-
-
-def register_generators(freezer: Freezer, content: Content) -> None:
-    """One generator per parameterized endpoint, fed from the content."""
-
-    @freezer.register_generator
-    def user_profiles():
-        for username in content.users:
-            yield "pages.user_profile", {"username": username}
-
-    @freezer.register_generator
-    def storefronts():
-        for city in content.stores:
-            yield "pages.storefront", {"city": city}
-
-    @freezer.register_generator
-    def not_found_page():
-        yield "pages.not_found_page", {}
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def check_destination(dest: Path, root: Path) -> None:
@@ -103,66 +71,229 @@ def freeze_site(
     dest: Path,
     *,
     base_url: str | None = None,
-    progress: Callable[[int, str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    jobs: int | None = None,
+    clean: bool = False,
 ) -> FreezeResult:
-    """Freeze the project in ``root`` into ``dest``, replacing it only on success."""
+    """Freeze the project in ``root`` into ``dest``, rendering only what changed unless ``clean``."""
     started = time.perf_counter()
     root, dest = Path(root).resolve(), Path(dest).resolve()
     check_destination(dest, root)
-    content = load_content(root)
-    app = create_app(root, content, base_url=base_url)
-    staging = dest.parent / f".{dest.name}.staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    app.config.update(
-        FREEZER_DESTINATION=str(staging),
-        FREEZER_BASE_URL=app.config["SITE_BASE_URL"],
-        FREEZER_STATIC_IGNORE=STATIC_IGNORE,
-        FREEZER_REMOVE_EXTRA_FILES=False,
-        PROPAGATE_EXCEPTIONS=True,
-    )
-    freezer = CheckedFreezer(app)
-    register_generators(freezer, content)
+    folders = BuildFolders(dest)
+    folders.recover()
+    expected = incremental.fingerprint(root, base_url)
+    previous = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
+    scanned = incremental.scan_sources(root)
+    changes = incremental.compare_sources(root, scanned, previous.sources if previous else {},
+                                          hash_content=previous is not None)
+    if previous is not None and not changes.any():
+        if changes.sources != previous.sources:  # files touched but not edited: remember their new times
+            previous.sources = changes.sources
+            folders.save_state(previous)
+        return FreezeResult(len(previous.pages), time.perf_counter() - started, dest)
+    folders.start_staging()
     try:
-        pages = _run(freezer, root, progress)
-        (staging / MARKER).write_text(MARKER_TEXT)
-        _swap_into_place(staging, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return FreezeResult(pages, time.perf_counter() - started, dest)
+        build = Build(root, folders, base_url, expected, previous, changes, jobs or default_jobs(),
+                      _throttled(progress))
+        state, written, deleted = build.run()
+        if not dest.exists() or previous is None:
+            (folders.tree / MARKER).write_text(MARKER_TEXT)
+            written.append(MARKER)
+        if previous is None and dest.exists():
+            deleted = sorted(set(incremental.files_under(dest)) - set(written))
+        folders.mark_ready(state, written, deleted)
+    except BaseException:
+        folders.discard_staging()
+        raise
+    folders.apply_commit()  # if this is interrupted, the next freeze finishes it
+    return FreezeResult(len(state.pages), time.perf_counter() - started, dest,
+                        rendered=build.rendered, removed=len(deleted))
 
 
-def _run(freezer: CheckedFreezer, root: Path, progress) -> int:
-    pages = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FrozenFlaskWarning)
+def _throttled(progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if progress and (now - last >= PROGRESS_SECONDS or done == total):
+            last = now
+            progress(done, total)
+
+    return report
+
+
+class Build:
+    """One freeze that has something to render: which pages, in which workers, and the new state."""
+
+    def __init__(self, root: Path, folders: BuildFolders, base_url: str | None, fingerprint: bytes,
+                 previous: State | None, changes: incremental.SourceChanges, jobs: int,
+                 progress: Callable[[int, int], None]):
+        self.root, self.folders, self.base_url, self.fingerprint = root, folders, base_url, fingerprint
+        self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
+        self.old_pages = previous.pages if previous else {}
+        self.old_records = previous.records if previous else {}
+        self.rendered = 0
+        self._interned: dict[frozenset, tuple[str, ...]] = {}
+
+    def run(self) -> tuple[State, list[str], list[str]]:
+        from . import render  # Flask, only now that something has to be rendered
+
+        site = self._site()
+        slugs, name_errors = self._slugs()
+        others = render.plan_pages(self.root, site, self.base_url, self.folders.tree,
+                                   {kind: len(names) for kind, names in slugs.items()})
+        changed = self._changed_files()
+        job = render.Job(self.root, self.base_url, site, self.folders.tree,
+                         self.folders.templates, self.folders.staged_templates)
+        old_urls = {owner: url for url, (_, owner, _) in self.old_pages.items() if owner}
+
+        # Round 1: each worker parses its share of the changed records and renders the pages of its records.
+        to_parse = {kind: [slug for slug in names if f"content/{kind}/{slug}.yaml" in self.changes.changed]
+                    for kind, names in slugs.items()}
+        dirty = [] if name_errors else [
+            (kind, slug) for kind, names in slugs.items() for slug in names
+            if (kind, slug) not in old_urls or self._dirty(old_urls[kind, slug], changed)]
+        first_results = self._run(render, job, self._record_shares(render, dirty, to_parse), 0, len(dirty))
+        errors = [ContentError(*error) for result in first_results for error in result.errors]
+        if name_errors or errors:
+            raise ContentErrors(name_errors + errors)
+        records = self._merge_records(slugs, first_results)
+        listed_changes = self._changed_fields(render, records)
+        changed |= listed_changes
+
+        # Round 2: with every record loaded, the pages that list them and everything else.
+        deferred = dict(deferred for result in first_results for deferred in result.deferred)
+        if listed_changes:  # a record page that also lists records is redone once they are all loaded
+            done_first = {url for result in first_results for url, _, _, _ in result.pages}
+            deferred.update((url, owner) for owner, url in old_urls.items() if url not in done_first
+                            and url not in deferred and owner[1] in records[owner[0]] and self._dirty(url, changed))
+        second = list(deferred) + [url for url in others if self._dirty(url, changed)]
+        count = min(self.jobs, len(second))
+        shares = [render.Share({}, second[index::count], deferred, {}, records, complete=True)
+                  for index in range(count)]
+        done = sum(len(result.pages) for result in first_results)
+        second_results = self._run(render, job, shares, done, done + len(second)) if shares else []
+
+        current = {(kind, slug) for kind, names in slugs.items() for slug in names}
+        pages = {url: page for url, page in self.old_pages.items()
+                 if (page[1] in current if page[1] else url in others)}
+        written = []
+        for result in first_results + second_results:
+            for url, file, owner, dependencies in result.pages:
+                pages[url] = (file, owner, self._intern(dependencies))
+                written.append(file)
+        if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
+            render.check_collisions(file for file, _, _ in pages.values())
+        self.rendered = len(written)
+        deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
+        sources = self._sources_with_digests(first_results)
+        state = State(self.fingerprint, sources, pickle.dumps(site), records, pages)
+        return state, written, deleted
+
+    # ------------------------------------------------------------ what changed
+
+    def _site(self) -> Any:
+        if self.previous and self.previous.site and SITE not in self.changes.changed:
+            return pickle.loads(self.previous.site)
+        from .content import load_content, load_site
+
         try:
-            for page in freezer.freeze_yield():
-                pages += 1
-                if progress:
-                    progress(pages, page.url)
-        except SiteError:
-            raise
-        except FrozenFlaskWarning as exc:
-            raise SiteError(f"freeze failed: {exc}") from None
-        except Exception as exc:
-            where = f" (while freezing {freezer.current_url})" if freezer.current_url else ""
-            described = describe_template_error(exc, root / "templates")
-            if described is None:
-                described = f"{type(exc).__name__}: {exc}"
-            raise SiteError(f"{described}{where}") from exc
-    return pages
+            return load_site(self.root / "content", self.root)
+        except ContentError as exc:
+            load_content(self.root)  # raises every content error at once
+            raise ContentErrors([exc]) from None
 
+    def _slugs(self) -> tuple[dict[str, list[str]], list[ContentError]]:
+        """The records of each kind in file-name order, and the errors in file names."""
+        names_moved = any(path.startswith("content/") for path in self.changes.added | self.changes.removed)
+        if self.previous and not names_moved:
+            return {kind: list(records) for kind, records in self.old_records.items()}, []
+        from .content import RECORD_LOADERS, names_are_clean, record_paths
 
-def _swap_into_place(staging: Path, dest: Path) -> None:
-    """Put the new build where the old one was, then remove the old one."""
-    if not dest.exists():
-        os.rename(staging, dest)
-        return
-    retired = dest.parent / f".{dest.name}.previous"
-    if retired.exists():
-        shutil.rmtree(retired)
-    os.rename(dest, retired)
-    os.rename(staging, dest)
-    shutil.rmtree(retired)
+        names = {kind: sorted(path.rpartition("/")[2] for path in self.changes.sources
+                              if path.startswith(f"content/{kind}/")) for kind in RECORD_LOADERS}
+        if all(names_are_clean(found) for found in names.values()):
+            return {kind: [name[: -len(".yaml")] for name in found] for kind, found in names.items()}, []
+        paths, errors = record_paths(self.root)
+        return {kind: [path.stem for path in found] for kind, found in paths.items()}, errors
+
+    def _changed_files(self) -> set[str]:
+        changed = set(self.changes.changed)
+        if any(path.startswith("templates/") for path in changed):
+            changed.add(ANY_TEMPLATE)
+        for path in self.changes.added | self.changes.removed:
+            if path.startswith("static/"):
+                changed.add(static_link_key(path[len("static/"):]))
+        return changed
+
+    def _dirty(self, url: str, changed: set[str]) -> bool:
+        old = self.old_pages.get(url)
+        return old is None or not changed.isdisjoint(old[2])
+
+    def _changed_fields(self, render: Any, records: dict[str, dict[str, tuple]]) -> set[str]:
+        """Collection keys that changed: the list of records, and each field edited in some record."""
+        changed = set()
+        for kind, new in records.items():
+            old = self.old_records.get(kind, {})
+            fields = incremental.field_names(render.RECORD_CLASSES[kind])
+            if list(old) != list(new):
+                changed.add(members_key(kind))
+                changed.update(field_key(kind, name) for name in fields)
+                continue
+            for slug in new:
+                if old[slug] is not new[slug] and old[slug] != new[slug]:
+                    changed.update(field_key(kind, name) for name, before, after
+                                   in zip(fields, old[slug], new[slug]) if before != after)
+        return changed
+
+    # ------------------------------------------------------------ sharing out the work
+
+    def _record_shares(self, render: Any, dirty: list[tuple[str, str]],
+                       to_parse: dict[str, list[str]]) -> list[Any]:
+        """Split the records to parse and the record pages to render by record, one share per worker."""
+        parsing = {(kind, slug) for kind, names in to_parse.items() for slug in names}
+        ordered = sorted(parsing | set(dirty))
+        count = self.jobs if len(ordered) + len(dirty) >= PARALLEL_MIN else 1
+        share_of = {owner: index % count for index, owner in enumerate(ordered)}
+        shares = [render.Share({}, [], {}, {}, {}, complete=False) for _ in range(count)]
+        for kind, slug in ordered:
+            share = shares[share_of[kind, slug]]
+            if (kind, slug) in parsing:
+                share.parse.setdefault(kind, []).append(slug)
+            else:
+                share.known.setdefault(kind, {})[slug] = self.old_records[kind][slug]
+        for kind, slug in dirty:
+            shares[share_of[kind, slug]].records.setdefault(kind, []).append(slug)
+        return shares
+
+    def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
+        results = render.run_shares(job, shares, lambda done: self.progress(done_before + done, total))
+        for result in results:
+            if result.failure:
+                raise SiteError(result.failure)
+        return results
+
+    def _merge_records(self, slugs: dict[str, list[str]], results: list[Any]) -> dict:
+        records = {}
+        for kind, names in slugs.items():
+            parsed = {}
+            for result in results:
+                parsed.update(result.parsed.get(kind, {}))
+            old = self.old_records.get(kind, {})
+            records[kind] = {slug: parsed[slug] if slug in parsed else old[slug] for slug in names}
+        return records
+
+    def _sources_with_digests(self, results: list[Any]) -> incremental.Sources:
+        sources = self.changes.sources
+        for result in results:
+            for path, found in result.digests.items():
+                mtime, size, _ = sources[path]
+                sources[path] = (mtime, size, found)
+        return sources
+
+    def _intern(self, dependencies: frozenset) -> tuple[str, ...]:
+        """Share equal dependency lists and strings, so the state stays small to store and load."""
+        if dependencies not in self._interned:
+            self._interned[dependencies] = tuple(sorted(sys.intern(name) for name in dependencies))
+        return self._interned[dependencies]

@@ -151,14 +151,15 @@ def test_bad_input_exits_1_naming_file_and_line_and_keeps_the_last_build(make_pr
     root = make_project()
     runner = CliRunner()
     assert runner.invoke(main, ["--root", str(root), "freeze"]).exit_code == 0
-    before = snapshot(root / "build")
+    before, state_before = snapshot(root / "build"), snapshot(root / ".build.state")
     breakage(root)
     result = runner.invoke(main, ["--root", str(root), "freeze"])
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
     assert snapshot(root / "build") == before
-    assert sorted(p.name for p in root.iterdir()) == ["build", "content", "static", "templates"]
+    assert snapshot(root / ".build.state") == state_before
+    assert sorted(p.name for p in root.iterdir()) == [".build.state", "build", "content", "static", "templates"]
 
 
 def test_refuses_to_replace_a_folder_it_did_not_make(make_project):

@@ -12,22 +12,30 @@ import datetime as dt
 import pytest
 
 from conftest import REPO
-from sitegen import freeze
+from sitegen import freeze, render
 from sitegen.content import load_content
 from sitegen.errors import SiteError
+from sitegen.incremental import encode_record
 
 
 def freeze_with_users(monkeypatch, tmp_path, *usernames):
-    content = load_content(REPO)
-    template = next(iter(content.users.values()))
-    for name in usernames:
-        content.users[name] = dataclasses.replace(template, username=name, joined=dt.date(2020, 1, 1))
-    monkeypatch.setattr(freeze, "load_content", lambda root: content)
+    """Freeze the example with extra users whose names never went through validation."""
+    template = load_content(REPO).users["ada-lovelace"]
+    checked_names = freeze.Build._slugs
+
+    def names_past_validation(build):
+        slugs, errors = checked_names(build)
+        build.old_records = {"stores": {}, "users": {
+            name: encode_record(dataclasses.replace(template, username=name, joined=dt.date(2020, 1, 1)))
+            for name in usernames}}
+        return {**slugs, "users": slugs["users"] + list(usernames)}, errors
+
+    monkeypatch.setattr(freeze.Build, "_slugs", names_past_validation)
     dest = tmp_path / "build"
     with pytest.raises(SiteError) as caught:
         freeze.freeze_site(REPO, dest)
     assert not dest.exists()
-    assert not any(tmp_path.iterdir()), "the staging folder was left behind"
+    assert not any(tmp_path.iterdir()), "the staging or state folder was left behind"
     return str(caught.value)
 
 
@@ -40,6 +48,11 @@ def test_dot_segments_cannot_escape_or_overwrite(monkeypatch, tmp_path, slug):
 def test_case_twins_cannot_land_on_one_file(monkeypatch, tmp_path):
     message = freeze_with_users(monkeypatch, tmp_path, "Twin", "twin")
     assert "would be written to the same file" in message
+
+
+def test_case_twins_from_different_workers_are_caught_when_their_pages_meet():
+    with pytest.raises(SiteError, match="would be written to the same file"):
+        render.check_collisions(["users/ada/index.html", "users/Twin/index.html", "users/twin/index.html"])
 
 
 def test_overlong_names_are_refused_before_the_file_system_fails(monkeypatch, tmp_path):

@@ -1,0 +1,204 @@
+"""Record what each page is built from while it renders, for incremental freezing.
+
+A page's dependencies are plain strings:
+
+- a source file, by its path in the project: its record's YAML
+  (``content/users/ada.yaml``), ``content/site.yaml``, every template it
+  rendered with all they extend or include (``templates/base.html``), the
+  static file it serves (``static/styles/site.css``);
+- a static file it links to (``static?styles/site.css``): only whether it
+  exists matters, since the link does not carry the file's content;
+- a collection as a whole: the list of its records (``users:*``) and one field
+  of every record (``users:*.name``), for pages that list records. Editing a
+  user's bio then re-renders their profile only, not the lists of people.
+
+Nothing here changes what a page renders: the wrappers hand back the very
+same values, they only take notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+SITE = "content/site.yaml"
+ANY_TEMPLATE = "templates:*"
+
+
+def record_key(kind: str, slug: str) -> str:
+    return f"content/{kind}/{slug}.yaml"
+
+
+def members_key(kind: str) -> str:
+    return f"{kind}:*"
+
+
+def field_key(kind: str, field: str) -> str:
+    return f"{kind}:*.{field}"
+
+
+def static_link_key(filename: str) -> str:
+    return f"static?{filename}"
+
+
+class Deferred(Exception):
+    """The page needs records this process does not hold; render it once all are loaded."""
+
+
+class Recorder:
+    """Collects the dependencies of the page being rendered."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.found: set[str] = set()
+
+    def start(self) -> None:
+        self.found = set()
+        self.active = True
+
+    def stop(self) -> frozenset[str]:
+        self.active = False
+        return frozenset(self.found)
+
+    def add(self, dependency: str) -> None:
+        if self.active:
+            self.found.add(dependency)
+
+
+class ListedRecord:
+    """A record reached by listing a collection: each field read is noted for all records."""
+
+    __slots__ = ("_record", "_prefix", "_recorder")
+
+    def __init__(self, record: Any, prefix: str, recorder: Recorder):
+        self._record, self._prefix, self._recorder = record, prefix, recorder
+
+    def __getattr__(self, name: str) -> Any:
+        self._recorder.add(self._prefix + name)
+        return getattr(self._record, name)
+
+
+class TrackedRecords(Mapping):
+    """One collection (users, stores) as the pages see it.
+
+    Looking a record up makes the page depend on that record's file; listing
+    the collection makes it depend on the list and on the fields it reads.
+    ``complete=False`` holds only some records (a worker's share): a page
+    that needs others raises Deferred instead of rendering wrongly.
+    """
+
+    def __init__(self, kind: str, records: Mapping[str, Any], recorder: Recorder, *, complete: bool):
+        self._kind, self._records, self._recorder, self._complete = kind, records, recorder, complete
+        self._field_prefix = field_key(kind, "")
+
+    def __getitem__(self, slug: str) -> Any:
+        self._recorder.add(record_key(self._kind, slug))
+        if slug not in self._records and not self._complete:
+            raise Deferred(slug)
+        return self._records[slug]
+
+    def __contains__(self, slug: object) -> bool:
+        try:
+            self[slug]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def _whole(self) -> Mapping[str, Any]:
+        self._recorder.add(members_key(self._kind))
+        if not self._complete:
+            raise Deferred(self._kind)
+        return self._records
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._whole())
+
+    def __len__(self) -> int:
+        return len(self._whole())
+
+    def values(self) -> list[ListedRecord]:  # type: ignore[override]
+        return [ListedRecord(record, self._field_prefix, self._recorder) for record in self._whole().values()]
+
+    def items(self) -> list[tuple[str, ListedRecord]]:  # type: ignore[override]
+        return [(slug, ListedRecord(record, self._field_prefix, self._recorder))
+                for slug, record in self._whole().items()]
+
+
+class TrackedContent:
+    """The content as the pages see it while freezing (same attributes as Content)."""
+
+    def __init__(self, site: Any, users: TrackedRecords, stores: TrackedRecords, recorder: Recorder):
+        self._site, self.users, self.stores, self._recorder = site, users, stores, recorder
+
+    @property
+    def site(self) -> Any:
+        self._recorder.add(SITE)
+        return self._site
+
+
+def track_app(app: Any, recorder: Recorder) -> None:
+    """Hook the recorder into an app that is about to be frozen.
+
+    Templates get a url_for that remembers the links it built (the same on
+    every page of a freeze) and still notes each static file linked.
+    """
+    from flask import before_render_template, request
+    from jinja2 import TemplateNotFound, meta
+
+    closures: dict[str, tuple[str, ...]] = {}
+
+    def template_closure(name: str) -> tuple[str, ...]:
+        """The template and everything it extends or includes, as dependencies."""
+        if name not in closures:
+            found, dynamic, pending = set(), False, [name]
+            while pending:
+                current = pending.pop()
+                if current in found:
+                    continue
+                found.add(current)
+                try:
+                    source, _, _ = app.jinja_env.loader.get_source(app.jinja_env, current)
+                except TemplateNotFound:  # e.g. `include ... ignore missing`: depend on it appearing
+                    continue
+                for referenced in meta.find_referenced_templates(app.jinja_env.parse(source)):
+                    if referenced is None:  # a name computed at render time: any template may be it
+                        dynamic = True
+                    else:
+                        pending.append(referenced)
+            closures[name] = tuple(sorted(f"templates/{t}" for t in found)) + ((ANY_TEMPLATE,) if dynamic else ())
+        return closures[name]
+
+    def note_template(sender: Flask, template: Any, context: dict, **extra: Any) -> None:
+        for dependency in template_closure(template.name):
+            recorder.add(dependency)
+
+    before_render_template.connect(note_template, app, weak=False)
+
+    build_url = app.url_for
+    built: dict[tuple, str] = {}
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        """Templates' url_for, remembered: every page of a freeze has the same base URL.
+
+        Relative endpoints ('.page') depend on the current blueprint and are not remembered.
+        """
+        if endpoint == "static":
+            recorder.add(static_link_key(values["filename"]))
+        if endpoint.startswith("."):
+            return build_url(endpoint, **values)
+        key = (endpoint, *values.items())
+        if key not in built:
+            built[key] = build_url(endpoint, **values)
+        return built[key]
+
+    app.jinja_env.globals["url_for"] = url_for
+
+    @app.url_defaults
+    def note_static_link(endpoint: str, values: dict) -> None:
+        if endpoint == "static" and recorder.active:  # links made in Python code
+            recorder.add(static_link_key(values["filename"]))
+
+    @app.before_request
+    def note_static_file() -> None:
+        if request.endpoint == "static" and request.view_args:
+            recorder.add(f"static/{request.view_args['filename']}")

@@ -1,0 +1,376 @@
+"""The Flask side of a freeze: list the site's URLs, render shares of them through Frozen-Flask.
+
+Imported only when some page has to be rendered, so a freeze with nothing to
+do never loads Flask. Shares run in forked processes (the work is CPU-bound),
+each with its own app and its own Freezer over its URLs, created after the
+fork; the parent checks paths and missing URL generators once over all URLs.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import traceback
+import unicodedata
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask
+from flask_frozen import Freezer, FrozenFlaskWarning
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
+
+from .app import create_app
+from .content import RECORD_LOADERS, Content, Site, Store, User
+from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, track_app
+from .errors import ContentError, SiteError, describe_template_error
+from .freeze_client import FreezeClient
+from .incremental import LazyRecords, digest, encode_record, record_decoder
+
+# Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
+STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
+                 "styles/login-style.css", "scripts/login-script.js"]
+MAX_PATH_SEGMENT = 200
+# The page of each record: endpoint -> (kind of record, the URL argument holding its slug).
+RECORD_PAGES = {"pages.user_profile": ("users", "username"), "pages.storefront": ("stores", "city")}
+RECORD_CLASSES = {"users": User, "stores": Store}
+PROGRESS_SECONDS = 0.1
+
+
+class CheckedFreezer(Freezer):
+    """A Freezer that refuses any URL whose file would escape or collide.
+
+    Frozen-Flask joins the decoded URL to the destination as it is; a slug
+    such as ``..`` or a case twin would overwrite another page. The url_for
+    log is off: every page comes from a generator, and the log costs time
+    that grows with the links on a page.
+    """
+
+    def __init__(self, app: Flask, **options: Any):
+        super().__init__(app, log_url_for=False, **options)
+        self.current_url: str | None = None
+        self._files: dict[str, str] = {}
+
+    def urlpath_to_filepath(self, path: str) -> str:
+        self.current_url = path
+        relative = super().urlpath_to_filepath(path)
+        for segment in relative.split("/"):
+            if segment in ("", ".", "..") or "\\" in segment or "\0" in segment:
+                raise SiteError(f"refusing URL {path!r}: it does not map to a file inside the build")
+            if len(segment.encode()) > MAX_PATH_SEGMENT:
+                raise SiteError(f"refusing URL {path!r}: a path segment is over {MAX_PATH_SEGMENT} bytes")
+        folded = unicodedata.normalize("NFC", relative).casefold()
+        twin = self._files.setdefault(folded, path)
+        if twin != path:
+            raise SiteError(f"URLs {twin!r} and {path!r} would be written to the same file")
+        return relative
+
+
+class ShareFreezer(CheckedFreezer):
+    """Freezes one worker's share: the pages of some records, and some other URLs.
+
+    The record pages come from the site's own generators, fed only this
+    share's records; the parent checks missing generators and colliding files
+    once over all shares.
+    """
+
+    def __init__(self, app: Flask, records: dict[str, list[str]], urls: list[str]):
+        super().__init__(app, with_static_files=False, with_no_argument_rules=False)
+        self.owner: tuple[str, str] | None = None
+        register_record_generators(self, {kind: iter(slugs) for kind, slugs in records.items()})
+        self.url_generators = [self._noting_owner(generator) for generator in self.url_generators]
+        self.pending = iter(urls)
+
+        @self.register_generator
+        def share():
+            # Frozen-Flask unquotes what a generator yields; quoting first keeps the URL as planned.
+            for url in self.pending:
+                self.owner = None
+                yield quote(url)
+
+    def _noting_owner(self, generator: Callable) -> Callable:
+        """Note the record of each generated page (Frozen-Flask builds each page as it is generated)."""
+
+        @functools.wraps(generator)
+        def noting():
+            for endpoint, values in generator():
+                kind, argument = RECORD_PAGES[endpoint]
+                self.owner = (kind, values[argument])
+                yield endpoint, values
+
+        return noting
+
+    @functools.cached_property
+    def root(self) -> Path:
+        """The destination, computed once instead of three times a page."""
+        return Path(self.app.root_path) / self.app.config["FREEZER_DESTINATION"]
+
+    def _check_endpoints(self, seen_endpoints: set) -> None:
+        """Done once over all shares by plan_pages."""
+
+
+def register_record_generators(freezer: Freezer, slugs: dict[str, list[str]]) -> None:
+    """The page of each record (see RECORD_PAGES), fed from the record names."""
+
+    @freezer.register_generator
+    def user_profiles():
+        for username in slugs.get("users", ()):
+            yield "pages.user_profile", {"username": username}
+
+    @freezer.register_generator
+    def storefronts():
+        for city in slugs.get("stores", ()):
+            yield "pages.storefront", {"city": city}
+
+
+def register_page_generators(freezer: Freezer) -> None:
+    """Parameterized pages that belong to no record."""
+
+    @freezer.register_generator
+    def not_found_page():
+        yield "pages.not_found_page", {}
+
+
+def register_generators(freezer: Freezer, slugs: dict[str, list[str]]) -> None:
+    """Every generator the site needs, for a freeze in one Freezer."""
+    register_record_generators(freezer, slugs)
+    register_page_generators(freezer)
+
+
+def freeze_config(tree: Path) -> dict[str, Any]:
+    return {
+        "FREEZER_DESTINATION": str(tree),
+        "FREEZER_STATIC_IGNORE": STATIC_IGNORE,
+        "FREEZER_REMOVE_EXTRA_FILES": False,
+        "PROPAGATE_EXCEPTIONS": True,
+    }
+
+
+def plan_pages(root: Path, site: Site, base_url: str | None, tree: Path,
+               record_counts: dict[str, int]) -> dict[str, str]:
+    """The URLs that belong to no record -> their files; checks every endpoint has a generator.
+
+    Record pages are generated by the workers, each over its share of the records.
+    """
+    app = create_app(root, Content(site=site), base_url=base_url, config=freeze_config(tree))
+    app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
+    freezer = CheckedFreezer(app)
+    register_page_generators(freezer)
+    pages: dict[str, str] = {}
+    seen_endpoints = {endpoint for endpoint, (kind, _) in RECORD_PAGES.items() if record_counts[kind]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FrozenFlaskWarning)
+        try:
+            for url, endpoint, _ in freezer._generate_all_urls():
+                seen_endpoints.add(endpoint)
+                if url not in pages:
+                    pages[url] = unicodedata.normalize("NFC", freezer.urlpath_to_filepath(url))
+            freezer._check_endpoints(seen_endpoints)
+        except FrozenFlaskWarning as exc:
+            raise SiteError(f"freeze failed: {exc}") from None
+    return pages
+
+
+def check_collisions(files: Iterable[str]) -> None:
+    """Refuse two pages that would land on one file on a case-insensitive or normalizing disk."""
+    seen: dict[str, str] = {}
+    for file in files:
+        twin = seen.setdefault(unicodedata.normalize("NFC", file).casefold(), file)
+        if twin != file:
+            raise SiteError(f"pages {twin!r} and {file!r} would be written to the same file")
+
+
+class StagedTemplateCache(BytecodeCache):
+    """Compiled templates, read from earlier freezes and written beside this one's pages.
+
+    Jinja checks each against its template's source and recompiles on a
+    mismatch; new ones reach the state only if this freeze commits.
+    """
+
+    def __init__(self, committed: Path, staged: Path):
+        self.committed, self.staged = committed, staged
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        for folder in (self.staged, self.committed):
+            try:
+                with open(folder / f"{bucket.key}.cache", "rb") as compiled:
+                    bucket.load_bytecode(compiled)
+                return
+            except FileNotFoundError:
+                continue
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.staged.mkdir(parents=True, exist_ok=True)
+        partial = self.staged / f"{bucket.key}.{os.getpid()}.tmp"
+        with open(partial, "wb") as compiled:
+            bucket.write_bytecode(compiled)
+        os.replace(partial, self.staged / f"{bucket.key}.cache")
+
+
+# ---------------------------------------------------------------- rendering a share
+
+@dataclass
+class Job:
+    """What every share of one freeze has in common (inherited by the forked workers)."""
+
+    root: Path
+    base_url: str | None
+    site: Site
+    tree: Path
+    templates: Path  # compiled templates of earlier freezes
+    staged_templates: Path  # compiled by this one, committed with it
+
+
+@dataclass
+class Share:
+    records: dict[str, list[str]]  # kind -> slugs whose pages to render
+    urls: list[str]  # other pages to render
+    owners: dict[str, tuple[str, str]]  # url -> its record, for record pages deferred to a later round
+    parse: dict[str, list[str]]  # kind -> slugs to read from their files
+    known: dict[str, dict[str, tuple]]  # kind -> slug -> encoded record, in slug order
+    complete: bool  # whether ``known`` and ``parse`` hold every record
+
+
+@dataclass
+class ShareResult:
+    pages: list[tuple[str, str, Any, frozenset]] = field(default_factory=list)  # (url, file, owner, dependencies)
+    deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
+    parsed: dict[str, dict[str, tuple]] = field(default_factory=dict)  # kind -> slug -> encoded
+    digests: dict[str, bytes] = field(default_factory=dict)
+    errors: list[tuple[str, int, int, str]] = field(default_factory=list)
+    failure: str | None = None
+
+
+def record_order(slug: str) -> str:
+    """Records are listed in file-name order, as load_content reads them."""
+    return slug + ".yaml"
+
+
+def render_share(job: Job, share: Share, tick: Callable[[], None]) -> ShareResult:
+    """Parse this share's changed records, then freeze its URLs, noting each page's dependencies."""
+    result = ShareResult()
+    collections = {}
+    for kind, load in RECORD_LOADERS.items():
+        encoded = dict(share.known.get(kind, {}))
+        loaded = {}
+        for slug in share.parse.get(kind, ()):
+            path = job.root / "content" / kind / f"{slug}.yaml"
+            try:
+                result.digests[f"content/{kind}/{slug}.yaml"] = digest(path.read_bytes())
+                loaded[slug] = load(path, job.root)
+            except (ContentError, OSError) as exc:
+                if isinstance(exc, OSError):
+                    exc = ContentError(f"content/{kind}/{slug}.yaml", 1, 1, f"cannot read: {exc.strerror}")
+                result.errors.append((exc.path, exc.line, exc.column, exc.message))
+                continue
+            encoded[slug] = result.parsed.setdefault(kind, {})[slug] = encode_record(loaded[slug])
+        if loaded and share.known.get(kind):
+            encoded = {slug: encoded[slug] for slug in sorted(encoded, key=record_order)}
+        records = LazyRecords(encoded, record_decoder(RECORD_CLASSES[kind]))
+        records.update(loaded)
+        collections[kind] = records
+    if result.errors or not (share.urls or share.records):
+        return result
+    recorder = Recorder()
+    content = TrackedContent(job.site, *(TrackedRecords(kind, records, recorder, complete=share.complete)
+                                         for kind, records in collections.items()), recorder=recorder)
+    app = create_app(job.root, content, base_url=job.base_url, config=freeze_config(job.tree))
+    app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
+    app.test_client_class = FreezeClient
+    app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
+    track_app(app, recorder)
+    freezer = ShareFreezer(app, share.records, share.urls)
+    while True:
+        try:
+            _freeze_into(freezer, share.owners, recorder, result, tick)
+            return result
+        except Deferred:  # the rest of the share continues below
+            result.deferred.append((freezer.current_url, freezer.owner or share.owners.get(freezer.current_url)))
+        except SiteError as exc:
+            result.failure = exc.format_message()
+        except FrozenFlaskWarning as exc:
+            result.failure = f"freeze failed: {exc}"
+        except Exception as exc:
+            where = f" (while freezing {freezer.current_url})" if freezer.current_url else ""
+            described = describe_template_error(exc, job.root / "templates")
+            result.failure = (described or f"{type(exc).__name__}: {exc}") + where
+        if result.failure:
+            return result
+
+
+def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FrozenFlaskWarning)
+        pages = freezer.freeze_yield()
+        while True:
+            recorder.start()
+            try:
+                page = next(pages)
+            except StopIteration:
+                recorder.stop()
+                return
+            owner = freezer.owner or owners.get(page.url)
+            result.pages.append((page.url, page.path.as_posix(), owner, recorder.stop()))
+            tick()
+
+
+# ---------------------------------------------------------------- running shares in processes
+
+def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None]) -> list[ShareResult]:
+    """Render each share in its own forked process (in this one when there is only one)."""
+    if len(shares) == 1:
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            progress(done)
+
+        return [render_share(job, shares[0], tick)]
+    context = multiprocessing.get_context("fork")
+    counters = context.RawArray("q", len(shares))
+    receivers, workers = {}, []
+    for index, share in enumerate(shares):
+        receive, send = context.Pipe(duplex=False)
+        worker = context.Process(target=_worker, args=(job, share, counters, index, send), daemon=True)
+        worker.start()
+        send.close()
+        receivers[receive] = index
+        workers.append(worker)
+    results: list[Any] = [None] * len(shares)
+    try:
+        while receivers:
+            for ready in wait(list(receivers), timeout=PROGRESS_SECONDS):
+                index = receivers.pop(ready)
+                try:
+                    outcome, value = ready.recv()
+                except EOFError:
+                    outcome, value = "crash", f"worker {index} died (exit code {workers[index].exitcode})"
+                if outcome == "crash":
+                    raise RuntimeError(f"a freeze worker failed:\n{value}")
+                results[index] = value
+            progress(sum(counters))
+    finally:
+        for worker in workers:
+            if worker.is_alive() and receivers:
+                worker.terminate()
+            worker.join()
+    return results
+
+
+def _worker(job: Job, share: Share, counters: Any, index: int, send: Any) -> None:
+    def tick() -> None:
+        counters[index] += 1
+
+    try:
+        send.send(("ok", render_share(job, share, tick)))
+    except BaseException:
+        send.send(("crash", traceback.format_exc()))
+    finally:
+        send.close()

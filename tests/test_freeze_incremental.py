@@ -1,0 +1,264 @@
+"""Incremental and parallel freezing: only what changed is rendered, and the result is always a clean build."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO
+from sitegen import incremental
+from sitegen.cli import main
+from sitegen.freeze import MARKER, freeze_site
+from test_freeze import snapshot
+
+USER = "username: {slug}\nname: {name}\njoined: 20{year:02d}-0{month}-1{day}\nbio: {bio}\n"
+STORE = "city: {city}\nname: {name}\naddress: |-\n  {number} Main Street\nhours:\n  Every day: \"9-5\"\nphone: +1 555 {number}\n"
+
+
+def add_users(root: Path, count: int) -> None:
+    for number in range(count):
+        slug = f"member-{number:03d}"
+        (root / "content" / "users" / f"{slug}.yaml").write_text(
+            USER.format(slug=slug, name=f"Member {number}", year=number % 20, month=1 + number % 9,
+                        day=number % 10, bio=f"Bio {number}."))
+
+
+@pytest.fixture
+def project(make_project):
+    root = make_project()
+    add_users(root, 40)
+    return root
+
+
+def clean_copy(root: Path, tmp_path: Path, name: str) -> dict[str, bytes]:
+    dest = tmp_path / "clean" / name / "build"
+    freeze_site(root, dest, jobs=1, clean=True)
+    return snapshot(dest)
+
+
+def test_nothing_changed_renders_nothing(project):
+    first = freeze_site(project, project / "build")
+    again = freeze_site(project, project / "build")
+    assert first.rendered == first.pages == 72
+    assert (again.pages, again.rendered, again.removed) == (72, 0, 0)
+
+
+def test_a_bio_edit_renders_only_that_profile(project, tmp_path):
+    freeze_site(project, project / "build")
+    path = project / "content/users/member-007.yaml"
+    path.write_text(path.read_text().replace("Bio 7.", "A new bio."))
+    result = freeze_site(project, project / "build")
+    assert result.rendered == 1
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "bio")
+
+
+def test_a_name_edit_also_renders_the_pages_that_list_names(project, tmp_path):
+    freeze_site(project, project / "build")
+    path = project / "content/users/member-007.yaml"
+    path.write_text(path.read_text().replace("Member 7", "Renamed Seven"))
+    result = freeze_site(project, project / "build")
+    assert result.rendered == 3  # the profile, /users/ and the home page (its first cards)
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "name")
+
+
+def test_an_included_template_edit_renders_only_the_pages_that_include_it(project):
+    freeze_site(project, project / "build")
+    card = project / "templates/_user_card.html"
+    card.write_text(card.read_text().replace('class="card"', 'class="card person"'))
+    assert freeze_site(project, project / "build").rendered == 2  # /users/ and the home page
+
+
+def test_an_optional_include_is_picked_up_when_it_appears(project, tmp_path):
+    about = project / "templates/about.html"
+    about.write_text(about.read_text().replace(
+        "{% block main %}", '{% block main %}{% include "_notice.html" ignore missing %}'))
+    freeze_site(project, project / "build")
+    (project / "templates/_notice.html").write_text('<p class="notice">Closed on Monday.</p>\n')
+    assert freeze_site(project, project / "build").rendered == 1
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "notice")
+
+
+def test_a_stylesheet_edit_copies_only_the_stylesheet(project):
+    freeze_site(project, project / "build")
+    with open(project / "static/styles/site.css", "a") as css:
+        css.write("\n.person { color: inherit; }\n")
+    assert freeze_site(project, project / "build").rendered == 1
+    assert (project / "build/static/styles/site.css").read_bytes() == \
+        (project / "static/styles/site.css").read_bytes()
+
+
+def test_a_deleted_record_removes_its_page(project):
+    freeze_site(project, project / "build")
+    (project / "content/users/member-007.yaml").unlink()
+    result = freeze_site(project, project / "build")
+    assert result.removed == 1
+    assert not (project / "build/users/member-007").exists()
+    assert result.pages == 71
+
+
+def test_clean_flag_renders_every_page(project):
+    freeze_site(project, project / "build")
+    result = CliRunner().invoke(main, ["--root", str(project), "freeze", "--clean", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "(72 rendered, 0 removed)" in result.output
+
+
+def test_a_record_page_that_counts_every_record_follows_additions(project, tmp_path, monkeypatch):
+    from sitegen import pages
+    from test_freeze import page
+
+    render_template = pages.render_template
+
+    def with_head_count(name, **context):
+        if name == "profile.html":
+            context["people"] = len(pages.site_content().users)
+        return render_template(name, **context)
+
+    monkeypatch.setattr(pages, "render_template", with_head_count)
+    profile = project / "templates/profile.html"
+    profile.write_text(profile.read_text().replace(
+        "<h1>{{ user.name }}</h1>", '<h1>{{ user.name }}</h1><p class="count">{{ people }} people</p>'))
+    freeze_site(project, project / "build", jobs=2)  # the workers hold a share each: profiles wait for all
+    add_users(project, 41)
+    freeze_site(project, project / "build")
+    assert page(project / "build", "/users/ada-lovelace/").select_one(".count").get_text() == "54 people"
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "count")
+
+
+def test_parallel_and_sequential_freezes_are_byte_identical(project, tmp_path):
+    parallel, sequential = tmp_path / "parallel", tmp_path / "sequential"
+    freeze_site(project, parallel, jobs=2, clean=True)
+    freeze_site(project, sequential, jobs=1, clean=True)
+    assert snapshot(parallel) == snapshot(sequential)
+
+
+def test_state_lives_beside_the_build_not_in_it(project):
+    freeze_site(project, project / "build")
+    assert (project / ".build.state" / incremental.STATE_FILE).is_file()
+    assert {p.name for p in (project / "build").iterdir() if p.name.startswith(".")} == {MARKER}
+
+
+def test_nothing_changed_does_not_import_flask(project):
+    freeze_site(project, project / "build")
+    script = ("import sys; from pathlib import Path; from sitegen.freeze import freeze_site; "
+              f"r = freeze_site(Path({str(project)!r}), Path({str(project / 'build')!r})); "
+              "print(r.rendered, 'flask' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.stdout.split() == ["0", "False"], done.stderr
+
+
+def test_a_crash_while_applying_a_commit_is_finished_by_the_next_freeze(project, tmp_path, monkeypatch):
+    freeze_site(project, project / "build")
+    for number in range(5):
+        path = project / f"content/users/member-{number:03d}.yaml"
+        path.write_text(path.read_text().replace(f"Bio {number}.", "Changed."))
+    real_replace, moves = os.replace, []
+
+    def crash_on_third_move(source, target):
+        moves.append(target)
+        if len(moves) == 3:
+            raise KeyboardInterrupt("power cut")
+        real_replace(source, target)
+
+    monkeypatch.setattr(incremental.os, "replace", crash_on_third_move)
+    with pytest.raises(KeyboardInterrupt):
+        freeze_site(project, project / "build")
+    monkeypatch.setattr(incremental.os, "replace", real_replace)
+    assert (project / ".build.staging" / incremental.COMMIT_FILE).is_file()
+    result = freeze_site(project, project / "build")
+    assert result.rendered == 0  # the interrupted commit held every change
+    assert not (project / ".build.staging").exists()
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "crash")
+
+
+def test_a_crash_before_the_commit_leaves_build_and_state_alone(project, monkeypatch):
+    freeze_site(project, project / "build")
+    before, state = snapshot(project / "build"), snapshot(project / ".build.state")
+    (project / "content/users/member-001.yaml").write_text(USER.format(
+        slug="member-001", name="X", year=1, month=1, day=1, bio="Y"))
+    monkeypatch.setattr(incremental.BuildFolders, "mark_ready", lambda *args: sys.exit("killed"))
+    with pytest.raises(SystemExit):
+        freeze_site(project, project / "build")
+    assert snapshot(project / "build") == before
+    assert snapshot(project / ".build.state") == state
+    assert not (project / ".build.staging").exists()
+
+
+# ---------------------------------------------------------------- random edits
+
+def _edit_user(root: Path, rng: random.Random) -> None:
+    users = sorted((root / "content/users").glob("*.yaml"))
+    path = rng.choice(users)
+    text = path.read_text()
+    field = rng.choice(["bio", "name", "joined"])
+    lines = [line for line in text.splitlines() if not line.startswith(f"{field}:")]
+    value = {"bio": f"Edited {rng.random():.6f}", "name": f"Name {rng.randint(0, 9999)}",
+             "joined": f"19{rng.randint(10, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"}[field]
+    path.write_text("\n".join(lines + [f"{field}: {value}"]) + "\n")
+
+
+def _add_user(root: Path, rng: random.Random) -> None:
+    slug = f"new-{rng.randint(0, 10**6)}"
+    (root / "content/users" / f"{slug}.yaml").write_text(
+        USER.format(slug=slug, name=f"New {slug}", year=rng.randint(0, 20), month=1, day=2, bio="Hello."))
+
+
+def _delete_user(root: Path, rng: random.Random) -> None:
+    rng.choice(sorted((root / "content/users").glob("*.yaml"))).unlink()
+
+
+def _edit_store(root: Path, rng: random.Random) -> None:
+    path = rng.choice(sorted((root / "content/stores").glob("*.yaml")))
+    text = path.read_text()
+    path.write_text(text.replace("name: ", f"name: {rng.choice('ABC')}", 1))
+
+
+def _add_store(root: Path, rng: random.Random) -> None:
+    number = rng.randint(100, 999)
+    (root / "content/stores" / f"town-{number}.yaml").write_text(
+        STORE.format(city=f"Town {number}", name=f"Shop {number}", number=number))
+
+
+def _delete_store(root: Path, rng: random.Random) -> None:
+    stores = sorted((root / "content/stores").glob("*.yaml"))
+    if len(stores) > 1:
+        rng.choice(stores).unlink()
+
+
+def _edit_template(root: Path, rng: random.Random) -> None:
+    name, old, new = rng.choice([
+        ("profile.html", "<h1>{{ user.name }}</h1>", "<h1>{{ user.name }} </h1>"),
+        ("_user_card.html", "joined {{ user.joined.year }}", "since {{ user.joined.year }}"),
+        ("base.html", "<footer class=\"site-footer\">", "<footer class=\"site-footer\" id=\"foot\">"),
+        ("store.html", "Opening hours", "Hours"),
+    ])
+    path = root / "templates" / name
+    text = path.read_text()
+    path.write_text(text.replace(old, new) if old in text else text.replace(new, old))
+
+
+def _edit_stylesheet(root: Path, rng: random.Random) -> None:
+    with open(root / "static/styles/site.css", "a") as css:
+        css.write(f"\n.x{rng.randint(0, 999)} {{ color: red; }}\n")
+
+
+EDITS = [_edit_user, _add_user, _delete_user, _edit_store, _add_store, _delete_store,
+         _edit_template, _edit_stylesheet]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_edits_keep_every_incremental_build_identical_to_a_clean_one(project, tmp_path, seed):
+    rng = random.Random(seed)
+    freeze_site(project, project / "build", jobs=2)
+    for step in range(6):
+        for edit in rng.sample(EDITS, rng.randint(1, 3)):
+            edit(project, rng)
+        freeze_site(project, project / "build", jobs=2)
+        assert snapshot(project / "build") == clean_copy(project, tmp_path, f"{seed}-{step}"), \
+            f"seed {seed}, step {step}"
