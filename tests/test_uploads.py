@@ -131,22 +131,35 @@ def test_a_request_over_the_limit_is_refused_before_its_body_is_read(signed_in, 
     assert files_under(live_app.config["SITE_UPLOAD_FOLDER"]) == []
 
 
-@pytest.mark.parametrize("client_name, shown", [
-    ("../../evil.txt", "evil.txt"),
-    ("..\\..\\evil.txt", "evil.txt"),
-    ("/etc/cron.d/evil.txt", "evil.txt"),
-    ("C:\\Windows\\evil.txt", "evil.txt"),
-    ("CON.txt", "CON.txt"),
-    ("ev\til\x7f.txt", "evil.txt"),
-])
-def test_client_paths_never_reach_the_disk(signed_in, live_app, tmp_path, client_name, shown):
+def stored_upload(signed_in, live_app, tmp_path, client_name):
+    """Upload under ``client_name``; the one new file, which must sit in the user's folder."""
     before = set(tmp_path.rglob("*"))
     assert upload(signed_in, client_name).status_code == 303
     [stored] = set(tmp_path.rglob("*")) - before - {live_app.config["SITE_UPLOAD_FOLDER"],
                                                     live_app.config["SITE_UPLOAD_FOLDER"] / LIVE_USER}
     assert stored.parent == live_app.config["SITE_UPLOAD_FOLDER"] / LIVE_USER
     assert STORED_NAME.match(stored.name)
+    return stored
+
+
+@pytest.mark.parametrize("client_name, shown", [
+    ("../../evil.txt", "evil.txt"),
+    ("/etc/cron.d/evil.txt", "evil.txt"),
+    ("CON.txt", "CON.txt"),
+    ("ev\til\x7f.txt", "evil.txt"),
+])
+def test_client_paths_never_reach_the_disk(signed_in, live_app, tmp_path, client_name, shown):
+    stored = stored_upload(signed_in, live_app, tmp_path, client_name)
     assert [u.shown_name for u in list_uploads(stored.parent)] == [shown]
+
+
+@pytest.mark.parametrize("client_name", ["..\\..\\evil.txt", "C:\\Windows\\evil.txt"])
+def test_windows_paths_never_reach_the_disk(signed_in, live_app, tmp_path, client_name):
+    # Werkzeug 3.1.9 reads a backslash in a quoted file name as an escape, so
+    # the name that arrives depends on its version; no separator survives either way.
+    stored = stored_upload(signed_in, live_app, tmp_path, client_name)
+    [shown] = [u.shown_name for u in list_uploads(stored.parent)]
+    assert shown.endswith("evil.txt") and not {"/", "\\"} & set(shown)
 
 
 def test_two_uploads_with_the_same_name_are_both_kept(signed_in, live_app):
