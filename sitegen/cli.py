@@ -78,7 +78,7 @@ def add_account_command(root: Path, name: str, password_stdin: bool) -> None:
     if problem:
         raise SiteError(problem)
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
                                 default="", show_default=False)
