@@ -36,6 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_site import make_site, user_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+# Memory is sampled this often: often enough to catch each worker's peak, and
+# rarely enough that the sampling itself does not take CPU from a 2-core freeze.
+SAMPLE_SECONDS = 0.05
 VARIANTS = ("stock", "clean", "edit", "nothing")
 STOCK = """
 import sys, time
@@ -87,7 +90,7 @@ def run(command: list[str]) -> tuple[float, int, float]:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, tree_rss(process.pid))
-            done.wait(0.005)
+            done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample)
     sampler.start()

@@ -9,6 +9,7 @@ turned into errors instead of surprises.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import unicodedata
@@ -410,9 +411,9 @@ def reload_file(content: Content, path: Path, root: Path) -> Content:
     """
     content_dir = root / "content"
     if path == content_dir / "site.yaml":
-        return Content(load_site(content_dir, root), content.users, content.stores)
+        return dataclasses.replace(content, site=load_site(content_dir, root))
     folder = path.parent.name
-    if path.parent.parent != content_dir or folder not in ("users", "stores") \
+    if path.parent.parent != content_dir or folder not in RECORD_LOADERS \
             or path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
         return content
     records = dict(getattr(content, folder))
@@ -428,11 +429,8 @@ def reload_file(content: Content, path: Path, root: Path) -> Content:
             raise ContentError(_display(path, root), 1, 1,
                                f"name collides with content/{folder}/{twins[0]}.yaml "
                                "(same URL after case folding)")
-        load = load_user if folder == "users" else load_store
         is_new = slug not in records
-        records[slug] = load(path, root)
+        records[slug] = RECORD_LOADERS[folder](path, root)
         if is_new:  # keep load_content's order: by file name
             records = {key: records[key] for key in sorted(records, key=lambda key: key + ".yaml")}
-    if folder == "users":
-        return Content(content.site, records, content.stores)
-    return Content(content.site, content.users, records)
+    return dataclasses.replace(content, **{folder: records})
