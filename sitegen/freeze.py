@@ -175,10 +175,12 @@ class Build:
                             and owner[1] in records[owner[0]] and self._dirty(url, changed)}
             second = list(relisted) + [url for url in others if self._dirty(url, changed)]
             self.total += len(second)
-            return self._listing_shares(render, second, relisted, records)
+            # Beside the first round's workers, one more process is enough (and costs less memory).
+            return self._listing_shares(render, second, relisted, records, 1 if len(first) > 1 else self.jobs)
 
+        first = self._record_shares(render, dirty, to_parse)
         parses, first_results, second_results = render.run_rounds(
-            job, self._record_shares(render, dirty, to_parse), plan_listing_round,
+            job, first, plan_listing_round,
             lambda done: self.progress(done, self.total))
         results = first_results + second_results
         for result in results:
@@ -190,8 +192,8 @@ class Build:
         if deferred:
             done = sum(len(result.pages) for result in results)
             self.total += len(deferred)
-            results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, records),
-                                 done, self.total)
+            results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, records,
+                                                                   self.jobs), done, self.total)
 
         current = {(kind, slug) for kind, names in slugs.items() for slug in names}
         pages = {url: page for url, page in self.old_pages.items()
@@ -286,9 +288,9 @@ class Build:
         return shares
 
     def _listing_shares(self, render: Any, urls: list[str], owners: dict[str, tuple[str, str]],
-                        records: dict[str, dict[str, tuple]]) -> list[Any]:
+                        records: dict[str, dict[str, tuple]], workers: int) -> list[Any]:
         """Shares of pages rendered with every record at hand, one per worker."""
-        count = min(self.jobs, len(urls))
+        count = min(workers, len(urls))
         return [render.Share({}, urls[index::count], owners, {}, records, complete=True) for index in range(count)]
 
     def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
