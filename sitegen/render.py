@@ -283,6 +283,8 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
         records.update(loaded)
         collections[kind] = records
     return result, collections
+
+
 def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
                  tick: Callable[[], None]) -> ShareResult:
     """Freeze this share's URLs with the records at hand, noting each page's dependencies."""
@@ -352,11 +354,11 @@ def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
         return _run_here(job, first[0], plan_next, progress)
     with _Workers(job, progress) as workers:
         for share in first:
-            workers.start(share, parse=True)
+            workers.start(share, reports_parse=True)
         parses = workers.wait_for_parses()
         second = plan_next(parses)
         for share in second:
-            workers.start(share, parse=False)
+            workers.start(share, reports_parse=False)
         results = workers.wait_for_results()
     return parses, results[:len(first)], results[len(first):]
 
@@ -367,7 +369,7 @@ def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None]) -
         return [render_share(job, shares[0], parse_share(job, shares[0])[1], _Ticks(progress))]
     with _Workers(job, progress) as workers:
         for share in shares:
-            workers.start(share, parse=False)
+            workers.start(share, reports_parse=False)
         return workers.wait_for_results()
 
 
@@ -412,12 +414,13 @@ class _Workers:
                 process.terminate()
             process.join()
 
-    def start(self, share: Share, *, parse: bool) -> None:
+    def start(self, share: Share, *, reports_parse: bool) -> None:
+        """Fork a worker for ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
         index = len(self.processes)
         self.counters.append(self.context.RawValue("q", 0))
         receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_worker, args=(self.job, share, parse, self.counters[index], send),
-                                       daemon=True)
+        process = self.context.Process(
+            target=_worker, args=(self.job, share, reports_parse, self.counters[index], send), daemon=True)
         process.start()
         send.close()
         self.receivers[receive] = index
@@ -451,13 +454,13 @@ class _Workers:
         self.progress(sum(counter.value for counter in self.counters))
 
 
-def _worker(job: Job, share: Share, parse: bool, counter: Any, send: Any) -> None:
+def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any) -> None:
     def tick() -> None:
         counter.value += 1
 
     try:
         parsed, collections = parse_share(job, share)
-        if parse:
+        if reports_parse:
             send.send(("parsed", parsed))
             if parsed.errors:  # the freeze stops; nothing to render
                 send.send(("ok", ShareResult()))
