@@ -241,11 +241,15 @@ def _refuse_duplicate_keys(node: yaml.Node, shown: str) -> None:
             _refuse_duplicate_keys(item, shown)
 
 
-def parse_record(path: Path, root: Path, schema: Schema) -> tuple[dict[str, Any], yaml.Node]:
-    """Parse one YAML file into checked fields; raise ContentError on the first problem."""
+def parse_record(path: Path, root: Path, schema: Schema,
+                 data: bytes | None = None) -> tuple[dict[str, Any], yaml.Node]:
+    """Parse one YAML file into checked fields; raise ContentError on the first problem.
+
+    ``data`` is the file's content when the caller has already read it.
+    """
     shown = _display(path, root)
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except OSError as exc:
         raise ContentError(shown, 1, 1, f"cannot read: {exc.strerror}") from None
     if len(data) > MAX_FILE_BYTES:
@@ -298,8 +302,8 @@ def load_site(content_dir: Path, root: Path) -> Site:
     return Site(source=path, **fields)
 
 
-def load_user(path: Path, root: Path) -> User:
-    fields, node = parse_record(path, root, USER_SCHEMA)
+def load_user(path: Path, root: Path, data: bytes | None = None) -> User:
+    fields, node = parse_record(path, root, USER_SCHEMA, data)
     if fields["username"] != path.stem:
         key_node = next(v for k, v in node.value if k.value == "username")
         raise _error(_display(path, root), key_node,
@@ -307,8 +311,8 @@ def load_user(path: Path, root: Path) -> User:
     return User(source=path, **fields)
 
 
-def load_store(path: Path, root: Path) -> Store:
-    fields, _ = parse_record(path, root, STORE_SCHEMA)
+def load_store(path: Path, root: Path, data: bytes | None = None) -> Store:
+    fields, _ = parse_record(path, root, STORE_SCHEMA, data)
     return Store(slug=path.stem, source=path, **fields)
 
 
@@ -343,7 +347,7 @@ def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:
     return errors
 
 
-RECORD_LOADERS: dict[str, Callable[[Path, Path], Any]] = {"users": load_user, "stores": load_store}
+RECORD_LOADERS: dict[str, Callable[..., Any]] = {"users": load_user, "stores": load_store}
 
 
 def record_paths(root: Path) -> tuple[dict[str, list[Path]], list[ContentError]]:

@@ -10,10 +10,12 @@ worker process); this module decides what to render and keeps the promises:
   succeeded; a crash mid-way never leaves build/ or the state half-updated;
 - it only writes into a folder that is empty or that it made itself.
 
-The plan, in two rounds of workers: first each worker parses its share of the
-changed records and renders the pages of those records; then, with every
-record at hand, the pages that list records (the home page, /users/, the
-sitemap) and the rest. Flask is imported only when some page has to be rendered.
+The plan, in rounds of workers: first each worker parses its share of the
+changed records and renders the pages of those records; as soon as every
+record is parsed, more workers render, with every record at hand, the pages
+that list records (the home page, /users/, the sitemap) and the rest, beside
+the first ones; last, any record page that turned out to list records. Flask
+is imported only when some page has to be rendered.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class Build:
         self.old_pages = previous.pages if previous else {}
         self.old_records = previous.records if previous else {}
         self.rendered = 0
+        self.total = 0  # pages to render, as far as known yet
         self._interned: dict[frozenset, tuple[str, ...]] = {}
 
     def run(self) -> tuple[State, list[str], list[str]]:
@@ -154,32 +157,49 @@ class Build:
         dirty = [] if name_errors else [
             (kind, slug) for kind, names in slugs.items() for slug in names
             if (kind, slug) not in old_urls or self._dirty(old_urls[kind, slug], changed)]
-        first_results = self._run(render, job, self._record_shares(render, dirty, to_parse), 0, len(dirty))
-        errors = [ContentError(*error) for result in first_results for error in result.errors]
-        if name_errors or errors:
-            raise ContentErrors(name_errors + errors)
-        records = self._merge_records(slugs, first_results)
-        listed_changes = self._changed_fields(render, records)
-        changed |= listed_changes
+        self.total = len(dirty)
+        records: dict[str, dict[str, tuple]] = {}
 
-        # Round 2: with every record loaded, the pages that list them and everything else.
+        def plan_listing_round(parses: list[Any]) -> list[Any]:
+            """Round 2, started once every record is parsed: the pages that list records and the rest."""
+            errors = [ContentError(*error) for parsed in parses for error in parsed.errors]
+            if name_errors or errors:
+                raise ContentErrors(name_errors + errors)
+            records.update(self._merge_records(slugs, parses))
+            listed_changes = self._changed_fields(render, records)
+            changed.update(listed_changes)
+            relisted = {}
+            if listed_changes:  # record pages that also list records; round 1 did (or deferred) the dirty ones
+                in_first = set(dirty)
+                relisted = {url: owner for owner, url in old_urls.items() if owner not in in_first
+                            and owner[1] in records[owner[0]] and self._dirty(url, changed)}
+            second = list(relisted) + [url for url in others if self._dirty(url, changed)]
+            self.total += len(second)
+            # Beside the first round's workers, one more process is enough (and costs less memory).
+            return self._listing_shares(render, second, relisted, records, 1 if len(first) > 1 else self.jobs)
+
+        first = self._record_shares(render, dirty, to_parse)
+        parses, first_results, second_results = render.run_rounds(
+            job, first, plan_listing_round,
+            lambda done: self.progress(done, self.total))
+        results = first_results + second_results
+        for result in results:
+            if result.failure:
+                raise SiteError(result.failure)
+
+        # Round 3: record pages that turned out to list records (round 1 deferred them).
         deferred = dict(deferred for result in first_results for deferred in result.deferred)
-        if listed_changes:  # a record page that also lists records is redone once they are all loaded
-            done_first = {url for result in first_results for url, _, _, _ in result.pages}
-            deferred.update((url, owner) for owner, url in old_urls.items() if url not in done_first
-                            and url not in deferred and owner[1] in records[owner[0]] and self._dirty(url, changed))
-        second = list(deferred) + [url for url in others if self._dirty(url, changed)]
-        count = min(self.jobs, len(second))
-        shares = [render.Share({}, second[index::count], deferred, {}, records, complete=True)
-                  for index in range(count)]
-        done = sum(len(result.pages) for result in first_results)
-        second_results = self._run(render, job, shares, done, done + len(second)) if shares else []
+        if deferred:
+            done = sum(len(result.pages) for result in results)
+            self.total += len(deferred)
+            results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, records,
+                                                                   self.jobs), done, self.total)
 
         current = {(kind, slug) for kind, names in slugs.items() for slug in names}
         pages = {url: page for url, page in self.old_pages.items()
                  if (page[1] in current if page[1] else url in others)}
         written = []
-        for result in first_results + second_results:
+        for result in results:
             for url, file, owner, dependencies in result.pages:
                 pages[url] = (file, owner, self._intern(dependencies))
                 written.append(file)
@@ -187,7 +207,7 @@ class Build:
             render.check_collisions(file for file, _, _ in pages.values())
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
-        sources = self._sources_with_digests(first_results)
+        sources = self._sources_with_digests(parses)
         state = State(self.fingerprint, sources, pickle.dumps(site), records, pages)
         return state, written, deleted
 
@@ -266,6 +286,12 @@ class Build:
         for kind, slug in dirty:
             shares[share_of[kind, slug]].records.setdefault(kind, []).append(slug)
         return shares
+
+    def _listing_shares(self, render: Any, urls: list[str], owners: dict[str, tuple[str, str]],
+                        records: dict[str, dict[str, tuple]], workers: int) -> list[Any]:
+        """Shares of pages rendered with every record at hand, one per worker."""
+        count = min(workers, len(urls))
+        return [render.Share({}, urls[index::count], owners, {}, records, complete=True) for index in range(count)]
 
     def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
         results = render.run_shares(job, shares, lambda done: self.progress(done_before + done, total))

@@ -238,12 +238,18 @@ class Share:
 
 
 @dataclass
-class ShareResult:
-    pages: list[tuple[str, str, Any, frozenset]] = field(default_factory=list)  # (url, file, owner, dependencies)
-    deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
+class ShareParse:
+    """What a share read from its records' files; sent to the parent before the share renders."""
+
     parsed: dict[str, dict[str, tuple]] = field(default_factory=dict)  # kind -> slug -> encoded
     digests: dict[str, bytes] = field(default_factory=dict)
     errors: list[tuple[str, int, int, str]] = field(default_factory=list)
+
+
+@dataclass
+class ShareResult:
+    pages: list[tuple[str, str, Any, frozenset]] = field(default_factory=list)  # (url, file, owner, dependencies)
+    deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
 
 
@@ -252,9 +258,9 @@ def record_order(slug: str) -> str:
     return slug + ".yaml"
 
 
-def render_share(job: Job, share: Share, tick: Callable[[], None]) -> ShareResult:
-    """Parse this share's changed records, then freeze its URLs, noting each page's dependencies."""
-    result = ShareResult()
+def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecords]]:
+    """Read this share's changed records: what the parent needs, and the collections to render with."""
+    result = ShareParse()
     collections = {}
     for kind, load in RECORD_LOADERS.items():
         encoded = dict(share.known.get(kind, {}))
@@ -262,8 +268,9 @@ def render_share(job: Job, share: Share, tick: Callable[[], None]) -> ShareResul
         for slug in share.parse.get(kind, ()):
             path = job.root / "content" / kind / f"{slug}.yaml"
             try:
-                result.digests[f"content/{kind}/{slug}.yaml"] = digest(path.read_bytes())
-                loaded[slug] = load(path, job.root)
+                data = path.read_bytes()  # read once: for the digest and for the parser
+                result.digests[f"content/{kind}/{slug}.yaml"] = digest(data)
+                loaded[slug] = load(path, job.root, data)
             except (ContentError, OSError) as exc:
                 if isinstance(exc, OSError):
                     exc = ContentError(f"content/{kind}/{slug}.yaml", 1, 1, f"cannot read: {exc.strerror}")
@@ -275,7 +282,14 @@ def render_share(job: Job, share: Share, tick: Callable[[], None]) -> ShareResul
         records = LazyRecords(encoded, record_decoder(RECORD_CLASSES[kind]))
         records.update(loaded)
         collections[kind] = records
-    if result.errors or not (share.urls or share.records):
+    return result, collections
+
+
+def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
+                 tick: Callable[[], None]) -> ShareResult:
+    """Freeze this share's URLs with the records at hand, noting each page's dependencies."""
+    result = ShareResult()
+    if not (share.urls or share.records):
         return result
     recorder = Recorder()
     content = TrackedContent(job.site, *(TrackedRecords(kind, records, recorder, complete=share.complete)
@@ -322,54 +336,136 @@ def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result
 
 # ---------------------------------------------------------------- running shares in processes
 
+# Given what every share of a round parsed, the shares of the next round (it may raise to stop).
+PlanNext = Callable[[list[ShareParse]], list[Share]]
+
+
+def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
+               progress: Callable[[int], None]) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
+    """Render ``first``, then the shares ``plan_next`` makes from what they parsed.
+
+    With several workers the next round starts as soon as every worker has
+    parsed its records, while they still render theirs: the pages that list
+    every record then take the cores the record pages leave free, instead of
+    coming after them. Each share runs in its own forked process, or in this
+    one when there is only one first share.
+    """
+    if len(first) == 1:
+        return _run_here(job, first[0], plan_next, progress)
+    with _Workers(job, progress) as workers:
+        for share in first:
+            workers.start(share, reports_parse=True)
+        parses = workers.wait_for_parses()
+        second = plan_next(parses)
+        for share in second:
+            workers.start(share, reports_parse=False)
+        results = workers.wait_for_results()
+    return parses, results[:len(first)], results[len(first):]
+
+
 def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None]) -> list[ShareResult]:
-    """Render each share in its own forked process (in this one when there is only one)."""
+    """Render shares that need no parsing, each in its own process (in this one when there is only one)."""
     if len(shares) == 1:
-        done = 0
+        return [render_share(job, shares[0], parse_share(job, shares[0])[1], _Ticks(progress))]
+    with _Workers(job, progress) as workers:
+        for share in shares:
+            workers.start(share, reports_parse=False)
+        return workers.wait_for_results()
 
-        def tick() -> None:
-            nonlocal done
-            done += 1
-            progress(done)
 
-        return [render_share(job, shares[0], tick)]
-    context = multiprocessing.get_context("fork")
-    counters = context.RawArray("q", len(shares))
-    receivers, workers = {}, []
-    for index, share in enumerate(shares):
-        receive, send = context.Pipe(duplex=False)
-        worker = context.Process(target=_worker, args=(job, share, counters, index, send), daemon=True)
-        worker.start()
+def _run_here(job: Job, share: Share, plan_next: PlanNext,
+              progress: Callable[[int], None]) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
+    parsed, collections = parse_share(job, share)
+    second = plan_next([parsed])
+    ticks = _Ticks(progress)
+    result = render_share(job, share, collections, ticks)
+    return [parsed], [result], run_shares(job, second, lambda done: progress(ticks.done + done)) if second else []
+
+
+class _Ticks:
+    """Counts the pages rendered in this process and reports the count."""
+
+    def __init__(self, progress: Callable[[int], None]):
+        self.progress, self.done = progress, 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        self.progress(self.done)
+
+
+class _Workers:
+    """Forked processes, one per share, each sending what it parsed and then what it rendered."""
+
+    def __init__(self, job: Job, progress: Callable[[int], None]):
+        self.job, self.progress = job, progress
+        self.context = multiprocessing.get_context("fork")
+        self.counters: list[Any] = []  # pages rendered, one shared counter per process
+        self.processes: list[Any] = []
+        self.receivers: dict[Any, int] = {}
+        self.parses: dict[int, ShareParse] = {}
+        self.results: dict[int, ShareResult] = {}
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for process in self.processes:
+            if process.is_alive() and exc_info[0] is not None:
+                process.terminate()
+            process.join()
+
+    def start(self, share: Share, *, reports_parse: bool) -> None:
+        """Fork a worker for ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
+        index = len(self.processes)
+        self.counters.append(self.context.RawValue("q", 0))
+        receive, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_worker, args=(self.job, share, reports_parse, self.counters[index], send), daemon=True)
+        process.start()
         send.close()
-        receivers[receive] = index
-        workers.append(worker)
-    results: list[Any] = [None] * len(shares)
-    try:
-        while receivers:
-            for ready in wait(list(receivers), timeout=PROGRESS_SECONDS):
-                index = receivers.pop(ready)
-                try:
-                    outcome, value = ready.recv()
-                except EOFError:
-                    outcome, value = "crash", f"worker {index} died (exit code {workers[index].exitcode})"
-                if outcome == "crash":
-                    raise RuntimeError(f"a freeze worker failed:\n{value}")
-                results[index] = value
-            progress(sum(counters))
-    finally:
-        for worker in workers:
-            if worker.is_alive() and receivers:
-                worker.terminate()
-            worker.join()
-    return results
+        self.receivers[receive] = index
+        self.processes.append(process)
+
+    def wait_for_parses(self) -> list[ShareParse]:
+        started = len(self.processes)
+        while len(self.parses) < started:
+            self._receive()
+        return [self.parses[index] for index in range(started)]
+
+    def wait_for_results(self) -> list[ShareResult]:
+        while self.receivers:
+            self._receive()
+        return [self.results[index] for index in range(len(self.processes))]
+
+    def _receive(self) -> None:
+        for ready in wait(list(self.receivers), timeout=PROGRESS_SECONDS):
+            index = self.receivers[ready]
+            try:
+                outcome, value = ready.recv()
+            except EOFError:
+                outcome, value = "crash", f"worker {index} died (exit code {self.processes[index].exitcode})"
+            if outcome == "crash":
+                raise RuntimeError(f"a freeze worker failed:\n{value}")
+            if outcome == "parsed":
+                self.parses[index] = value
+            else:
+                self.results[index] = value
+                del self.receivers[ready]
+        self.progress(sum(counter.value for counter in self.counters))
 
 
-def _worker(job: Job, share: Share, counters: Any, index: int, send: Any) -> None:
+def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any) -> None:
     def tick() -> None:
-        counters[index] += 1
+        counter.value += 1
 
     try:
-        send.send(("ok", render_share(job, share, tick)))
+        parsed, collections = parse_share(job, share)
+        if reports_parse:
+            send.send(("parsed", parsed))
+            if parsed.errors:  # the freeze stops; nothing to render
+                send.send(("ok", ShareResult()))
+                return
+        send.send(("ok", render_share(job, share, collections, tick)))
     except BaseException:
         send.send(("crash", traceback.format_exc()))
     finally:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import REPO
 from sitegen import incremental
 from sitegen.cli import main
+from sitegen.errors import SiteError
 from sitegen.freeze import MARKER, freeze_site
 from test_freeze import snapshot
 
@@ -136,6 +137,27 @@ def test_parallel_and_sequential_freezes_are_byte_identical(project, tmp_path):
     freeze_site(project, parallel, jobs=2, clean=True)
     freeze_site(project, sequential, jobs=1, clean=True)
     assert snapshot(parallel) == snapshot(sequential)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda root: (root / "content/users/member-039.yaml").write_text("name: [\n"),
+         "content/users/member-039.yaml:2:1: invalid YAML"),
+        (lambda root: (root / "templates/users.html").write_text(
+            '{% extends "base.html" %}\n{% block main %}\n{{ nickname }}\n{% endblock %}\n'),
+         "templates/users.html:3: 'nickname' is undefined (while freezing /users/)"),
+    ],
+    ids=["record-parsed-by-a-worker", "listing-page-beside-the-record-pages"],
+)
+def test_a_failure_in_any_worker_stops_the_freeze_and_keeps_the_last_build(project, breakage, message):
+    freeze_site(project, project / "build", jobs=2)
+    before = snapshot(project / "build")
+    breakage(project)
+    with pytest.raises(SiteError) as caught:
+        freeze_site(project, project / "build", jobs=2, clean=True)
+    assert message in caught.value.format_message()
+    assert snapshot(project / "build") == before
 
 
 def test_state_lives_beside_the_build_not_in_it(project):
