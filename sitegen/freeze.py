@@ -125,6 +125,13 @@ def _throttled(progress: Callable[[int, int], None] | None) -> Callable[[int, in
     return report
 
 
+def _raise_first_failure(results: list[Any]) -> None:
+    """A worker's failure (already a one-line message) ends the freeze."""
+    for result in results:
+        if result.failure:
+            raise SiteError(result.failure)
+
+
 class Build:
     """One freeze that has something to render: which pages, in which workers, and the new state."""
 
@@ -183,9 +190,7 @@ class Build:
             job, first, plan_listing_round,
             lambda done: self.progress(done, self.total))
         results = first_results + second_results
-        for result in results:
-            if result.failure:
-                raise SiteError(result.failure)
+        _raise_first_failure(results)
 
         # Round 3: record pages that turned out to list records (round 1 deferred them).
         deferred = dict(deferred for result in first_results for deferred in result.deferred)
@@ -295,9 +300,7 @@ class Build:
 
     def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
         results = render.run_shares(job, shares, lambda done: self.progress(done_before + done, total))
-        for result in results:
-            if result.failure:
-                raise SiteError(result.failure)
+        _raise_first_failure(results)
         return results
 
     def _merge_records(self, slugs: dict[str, list[str]], results: list[Any]) -> dict:

@@ -5,7 +5,7 @@ follow_redirects=..., base_url=...)`` on a fresh test client. The stock
 client builds a full request environment each time (a third of the cost of a
 page); this one builds it once per base URL, changes only the path, and calls
 the app directly. Anything else (redirects, other arguments) goes to the
-stock client. tests/test_freeze_parallel.py checks that both freeze
+stock client. tests/test_freeze_fidelity.py checks that both freeze
 byte-identical sites; Frozen-Flask is pinned in pyproject.toml because this
 relies on how it calls the client.
 """
@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from flask.testing import EnvironBuilder, FlaskClient
-
 from werkzeug.test import TestResponse
 from werkzeug.urls import iri_to_uri
+
 
 def _wsgi_str(text: str) -> str:
     """A str as WSGI carries it: UTF-8 bytes read as Latin-1 (PEP 3333)."""
