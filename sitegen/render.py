@@ -9,6 +9,7 @@ fork; the parent checks paths and missing URL generators once over all URLs.
 from __future__ import annotations
 
 import functools
+import mimetypes
 import multiprocessing
 import os
 import traceback
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Flask
-from flask_frozen import Freezer, FrozenFlaskWarning
+from flask_frozen import Freezer, FrozenFlaskWarning, MimetypeMismatchWarning
 from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 
@@ -30,7 +31,7 @@ from .app import create_app
 from .content import RECORD_LOADERS, Content, Site, Store, User
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, track_app
 from .errors import ContentError, SiteError, describe_template_error
-from .freeze_client import FreezeClient
+from .fetch import Fetcher
 from .incremental import LazyRecords, digest, encode_record, record_decoder
 
 # Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
@@ -86,6 +87,7 @@ class ShareFreezer(CheckedFreezer):
         register_record_generators(self, {kind: iter(slugs) for kind, slugs in records.items()})
         self.url_generators = [self._noting_owner(generator) for generator in self.url_generators]
         self.pending = iter(urls)
+        self._folders: set[str] = set()  # made by this freezer
 
         @self.register_generator
         def share():
@@ -110,6 +112,41 @@ class ShareFreezer(CheckedFreezer):
     def root(self) -> Path:
         """The destination, computed once instead of three times a page."""
         return Path(self.app.root_path) / self.app.config["FREEZER_DESTINATION"]
+
+    @functools.cached_property
+    def fetcher(self) -> Fetcher:
+        return Fetcher(self.app, self.app.config["FREEZER_BASE_URL"])
+
+    def _build_one(self, url: str, last_modified: Any = None) -> Path:
+        """Frozen-Flask's page build, for a destination that starts empty.
+
+        A page the app answers with 200 is written here, without a test
+        client, and without looking for an earlier copy of the file: the
+        staging tree a freeze writes into holds none. Any other answer (a
+        redirect to follow, an error) goes through Frozen-Flask's own build.
+        """
+        file = unicodedata.normalize("NFC", self.urlpath_to_filepath(url))
+        page = self.fetcher.get(url)
+        if page.status_code != 200:
+            return super()._build_one(url, last_modified)
+        if not self.app.config["FREEZER_IGNORE_MIMETYPE_WARNINGS"]:
+            guessed = mimetypes.guess_type(file)[0] or self.app.config["FREEZER_DEFAULT_MIMETYPE"]
+            if guessed != page.mimetype:
+                warnings.warn(f"Filename extension of {file.rpartition('/')[2]!r} (type {guessed}) "
+                              f"does not match Content-Type: {page.content_type}", MimetypeMismatchWarning)
+        path = os.path.join(self.root, file)
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            try:
+                os.mkdir(folder)  # its parent usually exists: one call instead of makedirs' stat and mkdir
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+            except FileExistsError:
+                pass
+            self._folders.add(folder)
+        with open(path, "wb") as written:
+            written.write(page.data)
+        return Path(path)
 
     def _check_endpoints(self, seen_endpoints: set) -> None:
         """Done once over all shares by plan_pages."""
@@ -296,7 +333,6 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
                                          for kind, records in collections.items()), recorder=recorder)
     app = create_app(job.root, content, base_url=job.base_url, config=freeze_config(job.tree))
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
-    app.test_client_class = FreezeClient
     app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
     track_app(app, recorder)
     freezer = ShareFreezer(app, share.records, share.urls)

@@ -1,18 +1,21 @@
-"""The fast freeze writes exactly what stock Frozen-Flask writes, and its client answers like Flask's."""
+"""The fast freeze writes exactly what stock Frozen-Flask writes, and its fetcher answers like the test client."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import flask_frozen
+import pytest
+from flask import Flask, redirect
 from flask_frozen import Freezer
 
 from conftest import REPO
 from sitegen.app import create_app
 from sitegen.content import load_content
+from sitegen.fetch import Fetcher
 from sitegen.freeze import MARKER, freeze_site
-from sitegen.freeze_client import FreezeClient
-from sitegen.render import STATIC_IGNORE, register_generators
+from sitegen.render import STATIC_IGNORE, ShareFreezer, register_generators
 from test_freeze import snapshot
 from test_freeze_incremental import add_users
 
@@ -31,8 +34,8 @@ def stock_freeze(root: Path, dest: Path, base_url: str | None = None) -> None:
     freezer.freeze()
 
 
-def test_the_client_was_checked_against_this_frozen_flask():
-    # FreezeClient and the per-worker Freezer rely on how this release calls the client.
+def test_the_page_build_was_checked_against_this_frozen_flask():
+    # The per-worker Freezer replaces how this release builds a page (render.ShareFreezer._build_one).
     assert flask_frozen.VERSION == "1.0.2"
 
 
@@ -56,14 +59,40 @@ def test_sub_path_freeze_writes_what_stock_frozen_flask_writes(tmp_path):
     assert ours_files == snapshot(stock)
 
 
-def test_freeze_client_answers_like_the_stock_client(app):
+def test_fetcher_answers_like_the_stock_client(app):
     base_url = "https://wordsmiths.example.org/sub/"
     urls = ["/", "/users/", "/users/ada-lovelace/", "/stores/berlin/", "/sitemap.xml", "/robots.txt",
             "/static/styles/site.css", "/404.html", "/users/nobody/", "/stores/café/", "/users"]
+    fetcher = Fetcher(app, base_url)
     for url in urls:
-        app.test_client_class = None
-        stock = app.test_client().get(url, follow_redirects=True, base_url=base_url)
-        app.test_client_class = FreezeClient
-        light = app.test_client().get(url, follow_redirects=True, base_url=base_url)
-        assert (light.status, light.mimetype, light.data) == (stock.status, stock.mimetype, stock.data), url
-        assert sorted(light.headers.items()) == sorted(stock.headers.items()), url
+        stock = app.test_client().get(url, base_url=base_url)
+        fetched = fetcher.get(url)
+        assert fetched == (stock.status_code, stock.content_type, stock.mimetype, stock.data), url
+
+
+def small_app(dest: Path) -> Flask:
+    app = Flask(__name__)
+    app.config.update(FREEZER_DESTINATION=str(dest), FREEZER_REDIRECT_POLICY="follow")
+    app.add_url_rule("/page/", "page", lambda: "<p>a page</p>")
+    app.add_url_rule("/moved/", "moved", lambda: redirect("/page/"))
+    app.add_url_rule("/missing/", "missing", lambda: ("no such page", 404))
+    app.add_url_rule("/feed.xml", "feed", lambda: "<feed/>")  # served as text/html
+    return app
+
+
+@pytest.mark.parametrize("url", ["/page/", "/moved/", "/missing/", "/feed.xml"])
+def test_share_freezer_builds_a_page_as_frozen_flask_does(tmp_path, url):
+    outcomes = []
+    for name, make in (("stock", lambda app: Freezer(app, with_static_files=False)),
+                       ("share", lambda app: ShareFreezer(app, {}, []))):
+        freezer = make(small_app(tmp_path / name))
+        freezer.root.mkdir(parents=True)
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            try:
+                path = freezer._build_one(url)
+                outcome = (path.relative_to(freezer.root).as_posix(), path.read_bytes())
+            except ValueError as exc:
+                outcome = ("failed", str(exc))
+        outcomes.append((outcome, [(w.category, str(w.message)) for w in warned]))
+    assert outcomes[0] == outcomes[1]
