@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -54,7 +55,6 @@ class Site:
     base_url: str
     about: str
     nav: tuple[NavItem, ...]
-    source: Path
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,6 @@ class User:
     joined: dt.date
     awards: tuple[str, ...]
     bio: str
-    source: Path
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,6 @@ class Store:
     address: str
     hours: tuple[tuple[str, str], ...]
     phone: str
-    source: Path
 
 
 @dataclass
@@ -203,10 +201,9 @@ def _check_mapping(value: Any, node: yaml.Node, schema: Schema) -> dict[str, Any
 # ---------------------------------------------------------------- YAML parsing
 
 def _display(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    """A path as errors show it: relative to the project when inside it (on every file parsed, so cheap)."""
+    text, prefix = str(path), os.path.join(root, "")
+    return text[len(prefix):].replace(os.sep, "/") if text.startswith(prefix) else text
 
 
 def _error(path: str, node_or_mark: Any, message: str) -> ContentError:
@@ -299,7 +296,7 @@ def load_site(content_dir: Path, root: Path) -> Site:
     if not path.is_file():
         raise ContentError(_display(path, root), 1, 1, "missing: every site needs content/site.yaml")
     fields, _ = parse_record(path, root, SITE_SCHEMA)
-    return Site(source=path, **fields)
+    return Site(**fields)
 
 
 def load_user(path: Path, root: Path, data: bytes | None = None) -> User:
@@ -308,12 +305,12 @@ def load_user(path: Path, root: Path, data: bytes | None = None) -> User:
         key_node = next(v for k, v in node.value if k.value == "username")
         raise _error(_display(path, root), key_node,
                      f"username {fields['username']!r} must match the file name {path.stem!r}")
-    return User(source=path, **fields)
+    return User(**fields)
 
 
 def load_store(path: Path, root: Path, data: bytes | None = None) -> Store:
     fields, _ = parse_record(path, root, STORE_SCHEMA, data)
-    return Store(slug=path.stem, source=path, **fields)
+    return Store(slug=path.stem, **fields)
 
 
 def record_files(folder: Path) -> list[Path]:

@@ -148,27 +148,27 @@ def compare_sources(root: Path, scanned: dict[str, tuple[int, int]], previous: S
 
 # ---------------------------------------------------------------- records as plain data
 
-_DECODERS = {"dt.date": dt.date.fromordinal, "Path": Path}
+_DECODERS = {"dt.date": dt.date.fromordinal}
 
 
 def encode_record(record: Any) -> tuple:
     """A record as a tuple of marshal-able values, fields in declaration order."""
     values = []
     for value in (getattr(record, f.name) for f in dataclasses.fields(record)):
-        if isinstance(value, dt.date):
-            value = value.toordinal()
-        elif isinstance(value, Path):
-            value = str(value)
-        values.append(value)
+        values.append(value.toordinal() if isinstance(value, dt.date) else value)
     return tuple(values)
 
 
 def record_decoder(cls: type) -> Any:
     """The inverse of encode_record for one record class."""
-    converters = [_DECODERS.get(f.type) for f in dataclasses.fields(cls)]
+    converters = [(index, _DECODERS[f.type]) for index, f in enumerate(dataclasses.fields(cls))
+                  if f.type in _DECODERS]
 
     def decode(values: tuple) -> Any:
-        return cls(*(convert(value) if convert else value for convert, value in zip(converters, values)))
+        values = list(values)
+        for index, convert in converters:
+            values[index] = convert(values[index])
+        return cls(*values)
 
     return decode
 

@@ -302,8 +302,9 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
     for kind, load in RECORD_LOADERS.items():
         encoded = dict(share.known.get(kind, {}))
         loaded = {}
+        folder = job.root / "content" / kind
         for slug in share.parse.get(kind, ()):
-            path = job.root / "content" / kind / f"{slug}.yaml"
+            path = folder / f"{slug}.yaml"
             try:
                 data = path.read_bytes()  # read once: for the digest and for the parser
                 result.digests[f"content/{kind}/{slug}.yaml"] = digest(data)
