@@ -23,14 +23,17 @@ staging folder throws it away. build/ and the state change together or not at al
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import importlib.util
 import marshal
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,24 @@ LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml")
 
 Sources = dict[str, tuple[int, int, bytes]]
 Page = tuple[str, Any, tuple[str, ...]]  # (file relative to the build, owner (kind, slug) or None, dependencies)
+
+
+@contextlib.contextmanager
+def cyclic_gc(enabled: bool) -> Iterator[None]:
+    """Run a block with Python's cycle collector on or off, then put it back.
+
+    The state and the scans of a freeze are hundreds of thousands of tuples
+    that live until the freeze ends and hold no cycles; with the collector
+    on, importing Flask and loading them pays for scanning them again and
+    again. Rendering turns it back on: Werkzeug's URL matcher leaves a cycle
+    behind on every request.
+    """
+    was_enabled = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        yield
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
 
 
 def digest(data: bytes) -> bytes:

@@ -32,7 +32,7 @@ from .content import RECORD_LOADERS, Content, Site, Store, User
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, track_app
 from .errors import ContentError, SiteError, describe_template_error
 from .fetch import Fetcher
-from .incremental import LazyRecords, digest, encode_record, record_decoder
+from .incremental import LazyRecords, cyclic_gc, digest, encode_record, record_decoder
 
 # Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
 STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
@@ -337,22 +337,24 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
     app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
     track_app(app, recorder)
     freezer = ShareFreezer(app, share.records, share.urls)
-    while True:
-        try:
-            _freeze_into(freezer, share.owners, recorder, result, tick)
-            return result
-        except Deferred:  # the rest of the share continues below
-            result.deferred.append((freezer.current_url, freezer.owner or share.owners.get(freezer.current_url)))
-        except SiteError as exc:
-            result.failure = exc.format_message()
-        except FrozenFlaskWarning as exc:
-            result.failure = f"freeze failed: {exc}"
-        except Exception as exc:
-            where = f" (while freezing {freezer.current_url})" if freezer.current_url else ""
-            described = describe_template_error(exc, job.root / "templates")
-            result.failure = (described or f"{type(exc).__name__}: {exc}") + where
-        if result.failure:
-            return result
+    with cyclic_gc(True):
+        while True:
+            try:
+                _freeze_into(freezer, share.owners, recorder, result, tick)
+                return result
+            except Deferred:  # the rest of the share continues below
+                result.deferred.append((freezer.current_url,
+                                        freezer.owner or share.owners.get(freezer.current_url)))
+            except SiteError as exc:
+                result.failure = exc.format_message()
+            except FrozenFlaskWarning as exc:
+                result.failure = f"freeze failed: {exc}"
+            except Exception as exc:
+                where = f" (while freezing {freezer.current_url})" if freezer.current_url else ""
+                described = describe_template_error(exc, job.root / "templates")
+                result.failure = (described or f"{type(exc).__name__}: {exc}") + where
+            if result.failure:
+                return result
 
 
 def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick) -> None:
