@@ -18,7 +18,7 @@ same values, they only take notes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 SITE = "content/site.yaml"
@@ -46,23 +46,28 @@ class Deferred(Exception):
 
 
 class Recorder:
-    """Collects the dependencies of the page being rendered."""
+    """Collects the dependencies of the page being rendered.
+
+    ``add`` is called a dozen times a page, so while recording it is the
+    set's own ``add``, and otherwise a function that ignores its argument.
+    """
 
     def __init__(self) -> None:
         self.active = False
         self.found: set[str] = set()
+        self.add: Callable[[str], None] = _ignore
 
     def start(self) -> None:
         self.found = set()
-        self.active = True
+        self.active, self.add = True, self.found.add
 
     def stop(self) -> frozenset[str]:
-        self.active = False
+        self.active, self.add = False, _ignore
         return frozenset(self.found)
 
-    def add(self, dependency: str) -> None:
-        if self.active:
-            self.found.add(dependency)
+
+def _ignore(dependency: str) -> None:
+    """What Recorder.add does while no page is being recorded."""
 
 
 class ListedRecord:
@@ -175,21 +180,23 @@ def track_app(app: Any, recorder: Recorder) -> None:
     before_render_template.connect(note_template, app, weak=False)
 
     build_url = app.url_for
-    built: dict[tuple, str] = {}
+    built: dict[tuple, tuple[str, str | None]] = {}  # arguments -> (URL, the static file it links to)
 
     def url_for(endpoint: str, **values: Any) -> str:
         """Templates' url_for, remembered: every page of a freeze has the same base URL.
 
         Relative endpoints ('.page') depend on the current blueprint and are not remembered.
         """
-        if endpoint == "static":
-            recorder.add(static_link_key(values["filename"]))
-        if endpoint.startswith("."):
-            return build_url(endpoint, **values)
         key = (endpoint, *values.items())
         if key not in built:
-            built[key] = build_url(endpoint, **values)
-        return built[key]
+            if endpoint.startswith("."):
+                return build_url(endpoint, **values)
+            built[key] = (build_url(endpoint, **values),
+                          static_link_key(values["filename"]) if endpoint == "static" else None)
+        url, static_link = built[key]
+        if static_link:
+            recorder.add(static_link)
+        return url
 
     app.jinja_env.globals["url_for"] = url_for
 
