@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import functools
 import mimetypes
-import multiprocessing
 import os
 import traceback
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -436,6 +434,8 @@ class _Workers:
     """Forked processes, one per share, each sending what it parsed and then what it rendered."""
 
     def __init__(self, job: Job, progress: Callable[[int], None]):
+        import multiprocessing  # here: a freeze that renders in one process never needs it
+
         self.job, self.progress = job, progress
         self.context = multiprocessing.get_context("fork")
         self.counters: list[Any] = []  # pages rendered, one shared counter per process
@@ -477,6 +477,8 @@ class _Workers:
         return [self.results[index] for index in range(len(self.processes))]
 
     def _receive(self) -> None:
+        from multiprocessing.connection import wait
+
         for ready in wait(list(self.receivers), timeout=PROGRESS_SECONDS):
             index = self.receivers[ready]
             try:
