@@ -61,9 +61,10 @@ class Recorder:
         self.found = set()
         self.active, self.add = True, self.found.add
 
-    def stop(self) -> frozenset[str]:
+    def stop(self) -> tuple[str, ...]:
+        """The page's dependencies, sorted (sorted here, in the workers, rather than by the parent)."""
         self.active, self.add = False, _ignore
-        return frozenset(self.found)
+        return tuple(sorted(self.found))
 
 
 def _ignore(dependency: str) -> None:

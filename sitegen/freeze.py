@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,7 +149,6 @@ class Build:
         self.old_records = previous.records if previous else {}
         self.rendered = 0
         self.total = 0  # pages to render, as far as known yet
-        self._interned: dict[frozenset, tuple[str, ...]] = {}
 
     def run(self) -> tuple[State, list[str], list[str]]:
         from . import render  # Flask, only now that something has to be rendered
@@ -212,7 +210,7 @@ class Build:
         written = []
         for result in results:
             for url, file, owner, dependencies in result.pages:
-                pages[url] = (file, owner, self._intern(dependencies))
+                pages[url] = (file, owner, dependencies)
                 written.append(file)
         if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
             render.check_collisions(file for file, _, _ in pages.values())
@@ -326,9 +324,3 @@ class Build:
                 mtime, size, _ = sources[path]
                 sources[path] = (mtime, size, found)
         return sources
-
-    def _intern(self, dependencies: frozenset) -> tuple[str, ...]:
-        """Share equal dependency lists and strings, so the state stays small to store and load."""
-        if dependencies not in self._interned:
-            self._interned[dependencies] = tuple(sorted(sys.intern(name) for name in dependencies))
-        return self._interned[dependencies]

@@ -283,7 +283,7 @@ class ShareParse:
 
 @dataclass
 class ShareResult:
-    pages: list[tuple[str, str, Any, frozenset]] = field(default_factory=list)  # (url, file, owner, dependencies)
+    pages: list[tuple[str, str, Any, tuple[str, ...]]] = field(default_factory=list)  # (url, file, owner, dependencies)
     deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
 
