@@ -142,12 +142,34 @@ class ShareFreezer(CheckedFreezer):
             except FileExistsError:
                 pass
             self._folders.add(folder)
-        with open(path, "wb") as written:
-            written.write(page.data)
+        _write_file(path, page.data)
         return Path(path)
 
     def _check_endpoints(self, seen_endpoints: set) -> None:
         """Done once over all shares by plan_pages."""
+
+
+def _read_file(path: Path) -> bytes:
+    """Read a whole file with plain system calls: half the cost of open() and its buffered file object."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(descriptor, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Write a new file with plain system calls, like _read_file."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        remaining = memoryview(data)
+        while remaining:
+            remaining = remaining[os.write(descriptor, remaining):]
+    finally:
+        os.close(descriptor)
 
 
 def register_record_generators(freezer: Freezer, slugs: dict[str, list[str]]) -> None:
@@ -304,7 +326,7 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
         for slug in share.parse.get(kind, ()):
             path = folder / f"{slug}.yaml"
             try:
-                data = path.read_bytes()  # read once: for the digest and for the parser
+                data = _read_file(path)  # read once: for the digest and for the parser
                 result.digests[f"content/{kind}/{slug}.yaml"] = digest(data)
                 loaded[slug] = load(path, job.root, data)
             except (ContentError, OSError) as exc:
