@@ -14,7 +14,7 @@ import os
 import traceback
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,8 +115,20 @@ class ShareFreezer(CheckedFreezer):
     def fetcher(self) -> Fetcher:
         return Fetcher(self.app, self.app.config["FREEZER_BASE_URL"])
 
-    def _build_one(self, url: str, last_modified: Any = None) -> Path:
-        """Frozen-Flask's page build, for a destination that starts empty.
+    def freeze_pages(self) -> Iterator[tuple[str, str]]:
+        """Frozen-Flask's freeze_yield for a share: each page as (URL, its file in the build).
+
+        Missing generators are checked once over all shares by plan_pages,
+        and the staging tree starts empty: there is nothing to remove.
+        """
+        seen = set()
+        for url, _, _ in self._generate_all_urls():
+            if url not in seen:
+                seen.add(url)
+                yield url, self._build_page(url)
+
+    def _build_page(self, url: str) -> str:
+        """Frozen-Flask's _build_one, for a destination that starts empty.
 
         A page the app answers with 200 is written here, without a test
         client, and without looking for an earlier copy of the file: the
@@ -126,7 +138,7 @@ class ShareFreezer(CheckedFreezer):
         file = unicodedata.normalize("NFC", self.urlpath_to_filepath(url))
         page = self.fetcher.get(url)
         if page.status_code != 200:
-            return super()._build_one(url, last_modified)
+            return self._build_one(url).relative_to(self.root).as_posix()
         if not self.app.config["FREEZER_IGNORE_MIMETYPE_WARNINGS"]:
             guessed = mimetypes.guess_type(file)[0] or self.app.config["FREEZER_DEFAULT_MIMETYPE"]
             if guessed != page.mimetype:
@@ -143,10 +155,7 @@ class ShareFreezer(CheckedFreezer):
                 pass
             self._folders.add(folder)
         _write_file(path, page.data)
-        return Path(path)
-
-    def _check_endpoints(self, seen_endpoints: set) -> None:
-        """Done once over all shares by plan_pages."""
+        return file
 
 
 def _read_file(path: Path) -> bytes:
@@ -380,16 +389,15 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
 def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", FrozenFlaskWarning)
-        pages = freezer.freeze_yield()
+        pages = freezer.freeze_pages()
         while True:
             recorder.start()
             try:
-                page = next(pages)
+                url, file = next(pages)
             except StopIteration:
                 recorder.stop()
                 return
-            owner = freezer.owner or owners.get(page.url)
-            result.pages.append((page.url, page.path.as_posix(), owner, recorder.stop()))
+            result.pages.append((url, file, freezer.owner or owners.get(url), recorder.stop()))
             tick()
 
 

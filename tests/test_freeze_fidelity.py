@@ -35,7 +35,7 @@ def stock_freeze(root: Path, dest: Path, base_url: str | None = None) -> None:
 
 
 def test_the_page_build_was_checked_against_this_frozen_flask():
-    # The per-worker Freezer replaces how this release builds a page (render.ShareFreezer._build_one).
+    # The per-worker Freezer replaces how this release builds pages (ShareFreezer.freeze_pages).
     assert flask_frozen.VERSION == "1.0.2"
 
 
@@ -82,16 +82,17 @@ def small_app(dest: Path) -> Flask:
 
 @pytest.mark.parametrize("url", ["/page/", "/moved/", "/missing/", "/feed.xml"])
 def test_share_freezer_builds_a_page_as_frozen_flask_does(tmp_path, url):
+    stock = Freezer(small_app(tmp_path / "stock"), with_static_files=False)
+    share = ShareFreezer(small_app(tmp_path / "share"), {}, [])
     outcomes = []
-    for name, make in (("stock", lambda app: Freezer(app, with_static_files=False)),
-                       ("share", lambda app: ShareFreezer(app, {}, []))):
-        freezer = make(small_app(tmp_path / name))
+    for freezer, build in ((stock, lambda: stock._build_one(url).relative_to(stock.root).as_posix()),
+                           (share, lambda: share._build_page(url))):
         freezer.root.mkdir(parents=True)
         with warnings.catch_warnings(record=True) as warned:
             warnings.simplefilter("always")
             try:
-                path = freezer._build_one(url)
-                outcome = (path.relative_to(freezer.root).as_posix(), path.read_bytes())
+                file = build()
+                outcome = (file, (freezer.root / file).read_bytes())
             except ValueError as exc:
                 outcome = ("failed", str(exc))
         outcomes.append((outcome, [(w.category, str(w.message)) for w in warned]))
