@@ -10,6 +10,7 @@ response. tests/test_freeze_fidelity.py checks it answers like the client.
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -17,6 +18,9 @@ from urllib.parse import unquote
 from flask import Flask
 from flask.testing import EnvironBuilder
 from werkzeug.urls import iri_to_uri
+
+
+PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~-]*")
 
 
 class Fetched(NamedTuple):
@@ -42,8 +46,11 @@ class Fetcher:
 
     def get(self, url: str) -> Fetched:
         """GET ``url`` (a path without a query, as Frozen-Flask's generators give it)."""
-        raw_uri = _wsgi_str(url)
-        environ = {**self.environ, "PATH_INFO": _wsgi_str(unquote(iri_to_uri(url))),
+        if PLAIN_PATH.fullmatch(url):  # what iri_to_uri and unquote would leave as it is
+            raw_uri = path_info = url
+        else:
+            raw_uri, path_info = _wsgi_str(url), _wsgi_str(unquote(iri_to_uri(url)))
+        environ = {**self.environ, "PATH_INFO": path_info,
                    "REQUEST_URI": raw_uri, "RAW_URI": raw_uri, "wsgi.input": BytesIO()}
         context = self.app.request_context(environ)
         error: BaseException | None = None

@@ -62,7 +62,8 @@ def test_sub_path_freeze_writes_what_stock_frozen_flask_writes(tmp_path):
 def test_fetcher_answers_like_the_stock_client(app):
     base_url = "https://wordsmiths.example.org/sub/"
     urls = ["/", "/users/", "/users/ada-lovelace/", "/stores/berlin/", "/sitemap.xml", "/robots.txt",
-            "/static/styles/site.css", "/404.html", "/users/nobody/", "/stores/café/", "/users"]
+            "/static/styles/site.css", "/404.html", "/users/nobody/", "/stores/café/", "/users",
+            "/users/ada%2Dlovelace/", "/users/ada+lovelace/", "/users/ada lovelace/"]
     fetcher = Fetcher(app, base_url)
     for url in urls:
         stock = app.test_client().get(url, base_url=base_url)
