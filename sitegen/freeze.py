@@ -90,7 +90,7 @@ def _freeze(root: Path, dest: Path, base_url: str | None, progress: Callable[[in
     folders.recover()
     expected = incremental.fingerprint(root, base_url)
     previous = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
-    scanned = incremental.scan_sources(root)
+    scanned = incremental.scan_sources(root, stat_records=previous is not None)
     changes = incremental.compare_sources(root, scanned, previous.sources if previous else {},
                                           hash_content=previous is not None)
     if previous is not None and not changes.any():
@@ -318,9 +318,8 @@ class Build:
         return records
 
     def _sources_with_digests(self, results: list[Any]) -> incremental.Sources:
+        """The scanned sources, with the entries of the records the workers read."""
         sources = self.changes.sources
         for result in results:
-            for path, found in result.digests.items():
-                mtime, size, _ = sources[path]
-                sources[path] = (mtime, size, found)
+            sources.update(result.sources)
         return sources

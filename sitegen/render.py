@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import mimetypes
 import os
+import time
 import traceback
 import unicodedata
 import warnings
@@ -30,7 +31,7 @@ from .content import RECORD_LOADERS, Content, Site, Store, User
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, track_app
 from .errors import ContentError, SiteError, describe_template_error
 from .fetch import Fetcher
-from .incremental import LazyRecords, cyclic_gc, digest, encode_record, record_decoder
+from .incremental import RACY_NS, LazyRecords, cyclic_gc, digest, encode_record, record_decoder, source_entry
 
 # Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
 STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
@@ -158,14 +159,18 @@ class ShareFreezer(CheckedFreezer):
         return file
 
 
-def _read_file(path: Path) -> bytes:
-    """Read a whole file with plain system calls: half the cost of open() and its buffered file object."""
+def _read_file(path: Path) -> tuple[bytes, os.stat_result]:
+    """A whole file and its stat before reading (so a later edit shows as a newer mtime).
+
+    Plain system calls: half the cost of open() and its buffered file object.
+    """
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        stat = os.fstat(descriptor)
         chunks = []
         while chunk := os.read(descriptor, 1 << 16):
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), stat
     finally:
         os.close(descriptor)
 
@@ -308,7 +313,7 @@ class ShareParse:
     """What a share read from its records' files; sent to the parent before the share renders."""
 
     parsed: dict[str, dict[str, tuple]] = field(default_factory=dict)  # kind -> slug -> encoded
-    digests: dict[str, bytes] = field(default_factory=dict)
+    sources: dict[str, tuple[int, int, bytes]] = field(default_factory=dict)  # path -> its state entry
     errors: list[tuple[str, int, int, str]] = field(default_factory=list)
 
 
@@ -328,6 +333,7 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
     """Read this share's changed records: what the parent needs, and the collections to render with."""
     result = ShareParse()
     collections = {}
+    racy_after = time.time_ns() - RACY_NS
     for kind, load in RECORD_LOADERS.items():
         encoded = dict(share.known.get(kind, {}))
         loaded = {}
@@ -335,8 +341,9 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
         for slug in share.parse.get(kind, ()):
             path = folder / f"{slug}.yaml"
             try:
-                data = _read_file(path)  # read once: for the digest and for the parser
-                result.digests[f"content/{kind}/{slug}.yaml"] = digest(data)
+                data, stat = _read_file(path)  # read once: for the state and for the parser
+                result.sources[f"content/{kind}/{slug}.yaml"] = source_entry(
+                    stat.st_mtime_ns, stat.st_size, digest(data), racy_after)
                 loaded[slug] = load(path, job.root, data)
             except (ContentError, OSError) as exc:
                 if isinstance(exc, OSError):
