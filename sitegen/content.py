@@ -322,7 +322,8 @@ def record_files(folder: Path) -> list[Path]:
 
 
 def _fold(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).casefold()
+    """A name as a case-insensitive, normalizing file system may see it (ASCII needs no tables)."""
+    return name.lower() if name.isascii() else unicodedata.normalize("NFKC", name).casefold()
 
 
 def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:

@@ -189,7 +189,7 @@ class Build:
             # Beside the first round's workers, one more process is enough (and costs less memory).
             return self._listing_shares(render, second, relisted, records, 1 if len(first) > 1 else self.jobs)
 
-        first = self._record_shares(render, dirty, to_parse)
+        first = self._record_shares(render, slugs, dirty, to_parse)
         parses, first_results, second_results = render.run_rounds(
             job, first, plan_listing_round,
             lambda done: self.progress(done, self.total))
@@ -278,22 +278,25 @@ class Build:
 
     # ------------------------------------------------------------ sharing out the work
 
-    def _record_shares(self, render: Any, dirty: list[tuple[str, str]],
+    def _record_shares(self, render: Any, slugs: dict[str, list[str]], dirty: list[tuple[str, str]],
                        to_parse: dict[str, list[str]]) -> list[Any]:
-        """Split the records to parse and the record pages to render by record, one share per worker."""
-        parsing = {(kind, slug) for kind, names in to_parse.items() for slug in names}
-        ordered = sorted(parsing | set(dirty))
-        count = self.jobs if len(ordered) + len(dirty) >= PARALLEL_MIN else 1
-        share_of = {owner: index % count for index, owner in enumerate(ordered)}
+        """Deal the records to parse and the record pages to render out to the workers, record by record."""
+        parsing = {kind: set(names) for kind, names in to_parse.items()}
+        rendering: dict[str, set[str]] = {kind: set() for kind in slugs}
+        for kind, slug in dirty:
+            rendering[kind].add(slug)
+        work = [(kind, slug) for kind, names in slugs.items() for slug in names
+                if slug in parsing[kind] or slug in rendering[kind]]
+        count = self.jobs if len(work) + len(dirty) >= PARALLEL_MIN else 1
         shares = [render.Share({}, [], {}, {}, {}, complete=False) for _ in range(count)]
-        for kind, slug in ordered:
-            share = shares[share_of[kind, slug]]
-            if (kind, slug) in parsing:
+        for index, (kind, slug) in enumerate(work):
+            share = shares[index % count]
+            if slug in parsing[kind]:
                 share.parse.setdefault(kind, []).append(slug)
             else:
                 share.known.setdefault(kind, {})[slug] = self.old_records[kind][slug]
-        for kind, slug in dirty:
-            shares[share_of[kind, slug]].records.setdefault(kind, []).append(slug)
+            if slug in rendering[kind]:
+                share.records.setdefault(kind, []).append(slug)
         return shares
 
     def _listing_shares(self, render: Any, urls: list[str], owners: dict[str, tuple[str, str]],

@@ -43,6 +43,11 @@ RECORD_CLASSES = {"users": User, "stores": Store}
 PROGRESS_SECONDS = 0.1
 
 
+def fold_file(file: str) -> str:
+    """A file name as a case-insensitive, normalizing disk sees it (ASCII needs no Unicode tables)."""
+    return file.lower() if file.isascii() else unicodedata.normalize("NFC", file).casefold()
+
+
 class CheckedFreezer(Freezer):
     """A Freezer that refuses any URL whose file would escape or collide.
 
@@ -65,8 +70,7 @@ class CheckedFreezer(Freezer):
                 raise SiteError(f"refusing URL {path!r}: it does not map to a file inside the build")
             if len(segment.encode()) > MAX_PATH_SEGMENT:
                 raise SiteError(f"refusing URL {path!r}: a path segment is over {MAX_PATH_SEGMENT} bytes")
-        folded = unicodedata.normalize("NFC", relative).casefold()
-        twin = self._files.setdefault(folded, path)
+        twin = self._files.setdefault(fold_file(relative), path)
         if twin != path:
             raise SiteError(f"URLs {twin!r} and {path!r} would be written to the same file")
         return relative
@@ -252,7 +256,7 @@ def check_collisions(files: Iterable[str]) -> None:
     """Refuse two pages that would land on one file on a case-insensitive or normalizing disk."""
     seen: dict[str, str] = {}
     for file in files:
-        twin = seen.setdefault(unicodedata.normalize("NFC", file).casefold(), file)
+        twin = seen.setdefault(fold_file(file), file)
         if twin != file:
             raise SiteError(f"pages {twin!r} and {file!r} would be written to the same file")
 
