@@ -8,6 +8,7 @@ files into a fresh folder (on /dev/shm when there is one), then runs, round
 after round in alternation, each as its own process:
 
   stock    Frozen-Flask as documented: Freezer(app), default config, one process
+  stock-py the same with PyYAML's pure-Python loader (the issue's reference row)
   clean    python site.py freeze into a fresh folder (no state)
   edit     python site.py freeze after changing one user's bio
   nothing  python site.py freeze with nothing changed
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Memory is sampled this often: often enough to catch each worker's peak, and
 # rarely enough that the sampling itself does not take CPU from a 2-core freeze.
 SAMPLE_SECONDS = 0.05
-VARIANTS = ("stock", "clean", "edit", "nothing")
+VARIANTS = ("stock-py", "stock", "clean", "edit", "nothing")
 STOCK = """
 import sys, time
 started = time.perf_counter()
@@ -50,6 +51,9 @@ from sitegen.app import create_app
 from sitegen.content import load_content
 from sitegen.render import register_generators
 root, dest = Path(sys.argv[1]), sys.argv[2]
+if sys.argv[3:] == ["pure-python-yaml"]:
+    import yaml, sitegen.content
+    sitegen.content.Loader = yaml.SafeLoader
 content = load_content(root)
 app = create_app(root, content, config={{"FREEZER_DESTINATION": dest}})
 app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
@@ -118,8 +122,9 @@ def bench_size(users: int, stores: int, rounds: int, jobs: int | None, work: Pat
     results: dict[str, list] = {variant: [] for variant in VARIANTS}
     for round_number in range(rounds):
         fresh = work / f"round-{users}-{round_number}"
-        stock = [sys.executable, "-c", STOCK.format(repo=str(REPO)), str(site), str(fresh / "stock")]
-        results["stock"].append(run(stock))
+        stock = [sys.executable, "-c", STOCK.format(repo=str(REPO)), str(site)]
+        results["stock-py"].append(run(stock + [str(fresh / "stock-py"), "pure-python-yaml"]))
+        results["stock"].append(run(stock + [str(fresh / "stock")]))
         results["clean"].append(run(freeze_command(site, fresh / "clean" / "build", jobs)))
         edited = site / "content" / "users" / f"user-{(round_number * 7919) % users:05d}.yaml"
         edited.write_text(user_yaml((round_number * 7919) % users, bio=f"Edited in round {round_number}."))
@@ -131,17 +136,19 @@ def bench_size(users: int, stores: int, rounds: int, jobs: int | None, work: Pat
 
 
 def report(users: int, results: dict[str, list]) -> float:
-    stock_median = statistics.median(seconds for seconds, _, _ in results["stock"][1])
+    stock_py, stock = (statistics.median(seconds for seconds, _, _ in results[name][1])
+                       for name in ("stock-py", "stock"))
     print(f"\n{users:,} users ({results['stock'][0]:,} pages), medians of {len(results['stock'][1])} rounds")
-    print("| run | wall s | min-max | in-process s | pages/s | peak RSS MB (all processes) | speed-up vs stock |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | wall s | min-max | in-process s | pages/s | peak RSS MB (all processes) "
+          "| speed-up vs stock | vs stock-py |")
+    print("|---|---|---|---|---|---|---|---|")
     for variant, (pages, runs) in results.items():
         times = [seconds for seconds, _, _ in runs]
         median = statistics.median(times)
         own = statistics.median(reported for _, _, reported in runs)
         peak = max(rss for _, rss, _ in runs) / 2**20
         print(f"| {variant} | {median:.2f} | {min(times):.2f}-{max(times):.2f} | {own:.2f} | {pages / median:,.0f} "
-              f"| {peak:.0f} | {stock_median / median:.1f}x |")
+              f"| {peak:.0f} | {stock / median:.1f}x | {stock_py / median:.1f}x |")
     return statistics.median(seconds for seconds, _, _ in results["clean"][1])
 
 
