@@ -8,7 +8,7 @@ files into a fresh folder (on /dev/shm when there is one), then runs, round
 after round in alternation, each as its own process:
 
   stock    Frozen-Flask as documented: Freezer(app), default config, one process
-  stock-py the same with PyYAML's pure-Python loader (the issue's reference row)
+  stock-py the same with PyYAML's pure-Python loader (PyYAML without libyaml)
   clean    python site.py freeze into a fresh folder (no state)
   edit     python site.py freeze after changing one user's bio
   nothing  python site.py freeze with nothing changed
@@ -16,7 +16,8 @@ after round in alternation, each as its own process:
 and prints the median wall time of the whole process (Python start-up
 included), the time the command reports for itself, pages per second, peak
 memory (the RSS of the process and all its children, summed while it runs,
-so pages shared after a fork count twice) and the speed-up over stock. Every output lands in a fresh folder; nothing is deleted until the end.
+so pages shared after a fork count twice) and the speed-up over each stock
+run. Every output lands in a fresh folder; nothing is deleted until the end.
 """
 
 from __future__ import annotations
