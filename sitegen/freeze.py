@@ -77,16 +77,16 @@ def freeze_site(
     clean: bool = False,
 ) -> FreezeResult:
     """Freeze the project in ``root`` into ``dest``, rendering only what changed unless ``clean``."""
-    with incremental.cyclic_gc(False):
-        return _freeze(root, dest, base_url, progress, jobs, clean)
-
-
-def _freeze(root: Path, dest: Path, base_url: str | None, progress: Callable[[int, int], None] | None,
-            jobs: int | None, clean: bool) -> FreezeResult:
     started = time.perf_counter()
     root, dest = Path(root).resolve(), Path(dest).resolve()
     check_destination(dest, root)
     folders = BuildFolders(dest)
+    with incremental.cyclic_gc(False), folders.locked():
+        return _freeze(root, dest, folders, started, base_url, progress, jobs, clean)
+
+
+def _freeze(root: Path, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
+            progress: Callable[[int, int], None] | None, jobs: int | None, clean: bool) -> FreezeResult:
     folders.recover()
     expected = incremental.fingerprint(root, base_url)
     previous = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)

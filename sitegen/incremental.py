@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import gc
 import hashlib
 import importlib.util
@@ -38,9 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import SiteError
+
 STATE_VERSION = 1
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"
+LOCK_FILE = "lock"
 # Files modified this close before a scan are hashed again on the next freeze.
 RACY_NS = 2_000_000_000
 SOURCE_FOLDERS = ("templates", "static")
@@ -267,6 +271,34 @@ class BuildFolders:
         # Compiled templates: read from the state, new ones staged and committed with the build.
         self.templates = self.state / "jinja"
         self.staged_templates = self.staging / "jinja"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Be the only freeze into this destination while the block runs.
+
+        A second freeze would take the first one's staging folder for a
+        crashed one and throw it away, or apply its commit twice. The lock
+        (``flock`` on a file in the state folder) goes with the process, so
+        a killed freeze never leaves it held; a first freeze that fails
+        takes the folder away again, as if it had never run.
+        """
+        self.state.mkdir(parents=True, exist_ok=True)
+        path = self.state / LOCK_FILE
+        with open(path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = os.fstat(lock.fileno()).st_ino == os.stat(path).st_ino
+            except (BlockingIOError, FileNotFoundError):
+                held = False
+            if not held:  # taken, or just removed by a failed first freeze
+                raise SiteError(f"another freeze into {self.dest} is running; "
+                                "wait for it to finish and run this one again")
+            try:
+                yield
+            finally:
+                if os.listdir(self.state) == [LOCK_FILE]:
+                    path.unlink()
+                    self.state.rmdir()
 
     def load_state(self, expected_fingerprint: bytes) -> State | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import subprocess
@@ -183,6 +184,20 @@ def test_a_first_freeze_records_every_source_as_it_was_read(project, jobs, monke
     monkeypatch.setattr(incremental, "file_digest", lambda path: hashed.append(path))
     assert freeze_site(project, project / "build").rendered == 0
     assert hashed == []
+
+
+def test_a_second_freeze_into_the_same_folder_waits_its_turn(project):
+    freeze_site(project, project / "build")
+    before = snapshot(project / "build")
+    (project / "content/users/member-007.yaml").write_text(USER.format(
+        slug="member-007", name="Changed", year=1, month=1, day=1, bio="Changed."))
+    with open(project / ".build.state" / incremental.LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a freeze that is running holds it
+        with pytest.raises(SiteError, match="another freeze into .*build is running"):
+            freeze_site(project, project / "build")
+        assert not (project / ".build.staging").exists()
+        assert snapshot(project / "build") == before
+    assert freeze_site(project, project / "build").rendered == 3
 
 
 def test_nothing_changed_does_not_import_flask(project):
