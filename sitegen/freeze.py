@@ -216,7 +216,7 @@ class Build:
             render.check_collisions(file for file, _, _ in pages.values())
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
-        sources = self._sources_with_digests(parses)
+        sources = self._sources_with_records_read(parses)
         state = State(self.fingerprint, sources, pickle.dumps(site), records, pages)
         return state, written, deleted
 
@@ -320,7 +320,7 @@ class Build:
             records[kind] = {slug: parsed[slug] if slug in parsed else old[slug] for slug in names}
         return records
 
-    def _sources_with_digests(self, results: list[Any]) -> incremental.Sources:
+    def _sources_with_records_read(self, results: list[Any]) -> incremental.Sources:
         """The scanned sources, with the entries of the records the workers read."""
         sources = self.changes.sources
         for result in results:

@@ -78,8 +78,23 @@ def digest(data: bytes) -> bytes:
 
 
 def file_digest(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return digest(handle.read())
+    return digest(read_file(path)[0])
+
+
+def read_file(path: Path) -> tuple[bytes, os.stat_result]:
+    """A whole file and its stat before reading (so a later edit shows as a newer mtime).
+
+    Plain system calls: half the cost of open() and its buffered file object.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        stat = os.fstat(descriptor)
+        chunks = []
+        while chunk := os.read(descriptor, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks), stat
+    finally:
+        os.close(descriptor)
 
 
 def fingerprint(root: Path, base_url: str | None) -> bytes:
@@ -147,10 +162,15 @@ class SourceChanges:
         return bool(self.changed)
 
 
-def source_entry(mtime_ns: int, size: int, file_digest: bytes, racy_after: int) -> tuple[int, int, bytes]:
+def racy_cutoff() -> int:
+    """Files modified after this time (ns) are hashed again by the next freeze (see source_entry)."""
+    return time.time_ns() - RACY_NS
+
+
+def source_entry(mtime_ns: int, size: int, content_digest: bytes, racy_after: int) -> tuple[int, int, bytes]:
     """A file's entry in the state; a file modified after ``racy_after`` keeps no mtime,
     so that the next freeze hashes it again (an edit within one timestamp tick keeps the mtime)."""
-    return (mtime_ns if mtime_ns < racy_after else -1, size, file_digest)
+    return (mtime_ns if mtime_ns < racy_after else -1, size, content_digest)
 
 
 def compare_sources(root: Path, scanned: dict[str, tuple[int, int] | None], previous: Sources,
@@ -162,7 +182,7 @@ def compare_sources(root: Path, scanned: dict[str, tuple[int, int] | None], prev
     filled in from what the workers report (see source_entry).
     """
     changes = SourceChanges()
-    racy_after = time.time_ns() - RACY_NS
+    racy_after = racy_cutoff()
     for path, stat in scanned.items():
         old = previous.get(path)
         if old is not None and old[:2] == stat:

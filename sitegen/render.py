@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import mimetypes
 import os
-import time
 import traceback
 import unicodedata
 import warnings
@@ -28,10 +27,11 @@ from jinja2.bccache import Bucket
 
 from .app import create_app
 from .content import RECORD_LOADERS, Content, Site, Store, User
-from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, track_app
+from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .errors import ContentError, SiteError, describe_template_error
 from .fetch import Fetcher
-from .incremental import RACY_NS, LazyRecords, cyclic_gc, digest, encode_record, record_decoder, source_entry
+from .incremental import (LazyRecords, cyclic_gc, digest, encode_record, racy_cutoff, read_file,
+                          record_decoder, source_entry)
 
 # Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
 STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
@@ -113,7 +113,7 @@ class ShareFreezer(CheckedFreezer):
 
     @functools.cached_property
     def root(self) -> Path:
-        """The destination, computed once instead of three times a page."""
+        """The destination, computed once (Frozen-Flask's property builds it anew on every use)."""
         return Path(self.app.root_path) / self.app.config["FREEZER_DESTINATION"]
 
     @functools.cached_property
@@ -163,24 +163,8 @@ class ShareFreezer(CheckedFreezer):
         return file
 
 
-def _read_file(path: Path) -> tuple[bytes, os.stat_result]:
-    """A whole file and its stat before reading (so a later edit shows as a newer mtime).
-
-    Plain system calls: half the cost of open() and its buffered file object.
-    """
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        stat = os.fstat(descriptor)
-        chunks = []
-        while chunk := os.read(descriptor, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks), stat
-    finally:
-        os.close(descriptor)
-
-
 def _write_file(path: str, data: bytes) -> None:
-    """Write a new file with plain system calls, like _read_file."""
+    """Write a new file with plain system calls, like incremental.read_file."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
         remaining = memoryview(data)
@@ -337,21 +321,20 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
     """Read this share's changed records: what the parent needs, and the collections to render with."""
     result = ShareParse()
     collections = {}
-    racy_after = time.time_ns() - RACY_NS
+    racy_after = racy_cutoff()
     for kind, load in RECORD_LOADERS.items():
         encoded = dict(share.known.get(kind, {}))
         loaded = {}
-        folder = job.root / "content" / kind
         for slug in share.parse.get(kind, ()):
-            path = folder / f"{slug}.yaml"
+            source = record_key(kind, slug)
+            path = job.root / source
             try:
-                data, stat = _read_file(path)  # read once: for the state and for the parser
-                result.sources[f"content/{kind}/{slug}.yaml"] = source_entry(
-                    stat.st_mtime_ns, stat.st_size, digest(data), racy_after)
+                data, stat = read_file(path)  # read once: for the state and for the parser
+                result.sources[source] = source_entry(stat.st_mtime_ns, stat.st_size, digest(data), racy_after)
                 loaded[slug] = load(path, job.root, data)
             except (ContentError, OSError) as exc:
                 if isinstance(exc, OSError):
-                    exc = ContentError(f"content/{kind}/{slug}.yaml", 1, 1, f"cannot read: {exc.strerror}")
+                    exc = ContentError(source, 1, 1, f"cannot read: {exc.strerror}")
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 continue
             encoded[slug] = result.parsed.setdefault(kind, {})[slug] = encode_record(loaded[slug])
