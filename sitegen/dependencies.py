@@ -53,17 +53,16 @@ class Recorder:
     """
 
     def __init__(self) -> None:
-        self.active = False
         self.found: set[str] = set()
         self.add: Callable[[str], None] = _ignore
 
     def start(self) -> None:
         self.found = set()
-        self.active, self.add = True, self.found.add
+        self.add = self.found.add
 
     def stop(self) -> tuple[str, ...]:
         """The page's dependencies, sorted (sorted here, in the workers, rather than by the parent)."""
-        self.active, self.add = False, _ignore
+        self.add = _ignore
         return tuple(sorted(self.found))
 
 
@@ -203,7 +202,7 @@ def track_app(app: Any, recorder: Recorder) -> None:
 
     @app.url_defaults
     def note_static_link(endpoint: str, values: dict) -> None:
-        if endpoint == "static" and recorder.active:  # links made in Python code
+        if endpoint == "static":  # links made in Python code (ignored while no page is recorded)
             recorder.add(static_link_key(values["filename"]))
 
     @app.before_request
