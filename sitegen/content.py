@@ -321,6 +321,11 @@ def record_files(folder: Path) -> list[Path]:
                   if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file())
 
 
+def record_order(slug: str) -> str:
+    """Records are listed in file-name order, as load_content reads them."""
+    return slug + ".yaml"
+
+
 def _fold(name: str) -> str:
     """A name as a case-insensitive, normalizing file system may see it (ASCII needs no tables)."""
     return name.lower() if name.isascii() else unicodedata.normalize("NFKC", name).casefold()
@@ -434,5 +439,5 @@ def reload_file(content: Content, path: Path, root: Path) -> Content:
         is_new = slug not in records
         records[slug] = RECORD_LOADERS[folder](path, root)
         if is_new:  # keep load_content's order: by file name
-            records = {key: records[key] for key in sorted(records, key=lambda key: key + ".yaml")}
+            records = {key: records[key] for key in sorted(records, key=record_order)}
     return dataclasses.replace(content, **{folder: records})

@@ -26,7 +26,7 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 
 from .app import create_app
-from .content import RECORD_LOADERS, Content, Site, Store, User
+from .content import RECORD_LOADERS, Content, Site, Store, User, record_order
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .errors import ContentError, SiteError, describe_template_error
 from .fetch import Fetcher
@@ -310,11 +310,6 @@ class ShareResult:
     pages: list[tuple[str, str, Any, tuple[str, ...]]] = field(default_factory=list)  # (url, file, owner, dependencies)
     deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
-
-
-def record_order(slug: str) -> str:
-    """Records are listed in file-name order, as load_content reads them."""
-    return slug + ".yaml"
 
 
 def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecords]]:
