@@ -50,11 +50,11 @@ sys.path.insert(0, {repo!r})
 from flask_frozen import Freezer
 from sitegen.app import create_app
 from sitegen.content import load_content
-from sitegen.render import register_generators
+from sitegen.freeze.render import register_generators
 root, dest = Path(sys.argv[1]), sys.argv[2]
 if sys.argv[3:] == ["pure-python-yaml"]:
-    import yaml, sitegen.content
-    sitegen.content.Loader = yaml.SafeLoader
+    import yaml, sitegen.content.yaml_source
+    sitegen.content.yaml_source.Loader = yaml.SafeLoader
 content = load_content(root)
 app = create_app(root, content, config={{"FREEZER_DESTINATION": dest}})
 app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from bs4 import BeautifulSoup  # noqa: E402
 
-from sitegen.accounts import add_account  # noqa: E402
+from sitegen.live.accounts import add_account  # noqa: E402
 from sitegen.app import create_app  # noqa: E402
 from sitegen.content import load_content  # noqa: E402
 

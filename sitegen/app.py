@@ -56,7 +56,7 @@ def create_app(
 
     app.register_blueprint(pages.blueprint)
     if live:
-        from . import live as live_pages
+        from .live import views as live_pages
 
         live_pages.init_app(app)
     return app

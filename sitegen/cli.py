@@ -71,7 +71,7 @@ def add_account_command(root: Path, name: str, password_stdin: bool) -> None:
 
     Only a salted hash of the password is stored, in content/accounts.yaml.
     """
-    from .accounts import ACCOUNTS_FILE, add_account, check_name
+    from .live.accounts import ACCOUNTS_FILE, add_account, check_name
     from .errors import SiteError
 
     problem = check_name(name)
@@ -92,7 +92,7 @@ def add_account_command(root: Path, name: str, password_stdin: bool) -> None:
 @click.pass_obj
 def remove_account_command(root: Path, name: str) -> None:
     """Delete a login account; its sessions end with it."""
-    from .accounts import ACCOUNTS_FILE, remove_account
+    from .live.accounts import ACCOUNTS_FILE, remove_account
 
     remove_account(root, name)
     click.echo(f"Removed account {name!r} from {ACCOUNTS_FILE.as_posix()}")
@@ -109,7 +109,7 @@ def remove_account_command(root: Path, name: str) -> None:
 @click.pass_obj
 def preview(root: Path, host: str, port: int, open_browser: bool, allow_network: bool) -> None:
     """Serve the site with live reload while you edit it."""
-    from .preview import is_loopback, run_preview
+    from .preview.server import is_loopback, run_preview
 
     if not is_loopback(host):
         if not allow_network:

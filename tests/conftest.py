@@ -80,7 +80,7 @@ def make_live_app(tmp_path, example_content):
     """
     from werkzeug.security import generate_password_hash
 
-    from sitegen.accounts import save_accounts
+    from sitegen.live.accounts import save_accounts
 
     accounts = tmp_path / "accounts.yaml"
     save_accounts(accounts, {LIVE_USER: generate_password_hash(LIVE_PASSWORD, "pbkdf2:sha256:1000")})

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO, sign_in
-from sitegen.accounts import load_accounts
+from sitegen.live.accounts import load_accounts
 from sitegen.app import create_app
 from sitegen.cli import main
 from sitegen.content import load_content

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from conftest import REPO, parse_html
 from sitegen.cli import main
-from sitegen.freeze import MARKER, freeze_site
+from sitegen.freeze import freeze_site
+from sitegen.freeze.build import MARKER
 
 
 def page(build: Path, url_path: str):

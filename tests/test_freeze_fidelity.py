@@ -13,9 +13,10 @@ from flask_frozen import Freezer
 from conftest import REPO
 from sitegen.app import create_app
 from sitegen.content import load_content
-from sitegen.fetch import Fetcher
-from sitegen.freeze import MARKER, freeze_site
-from sitegen.render import STATIC_IGNORE, ShareFreezer, register_generators
+from sitegen.freeze.fetch import Fetcher
+from sitegen.freeze import freeze_site
+from sitegen.freeze.build import MARKER
+from sitegen.freeze.render import STATIC_IGNORE, ShareFreezer, register_generators
 from test_freeze import snapshot
 from test_freeze_incremental import add_users
 

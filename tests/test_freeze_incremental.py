@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO
-from sitegen import incremental
+from sitegen.freeze import incremental
 from sitegen.cli import main
 from sitegen.errors import SiteError
-from sitegen.freeze import MARKER, freeze_site
+from sitegen.freeze import freeze_site
+from sitegen.freeze.build import MARKER
 from test_freeze import snapshot
 
 USER = "username: {slug}\nname: {name}\njoined: 20{year:02d}-0{month}-1{day}\nbio: {bio}\n"

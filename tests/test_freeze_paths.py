@@ -12,10 +12,10 @@ import datetime as dt
 import pytest
 
 from conftest import REPO
-from sitegen import freeze, render
+from sitegen.freeze import build as freeze, render
 from sitegen.content import load_content
 from sitegen.errors import SiteError
-from sitegen.incremental import encode_record
+from sitegen.freeze.incremental import encode_record
 
 
 def freeze_with_users(monkeypatch, tmp_path, *usernames):

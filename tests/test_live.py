@@ -11,11 +11,11 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from conftest import API_KEY, LIVE_PASSWORD, LIVE_USER, REPO, csrf_token, parse_html, sign_in
-from sitegen import accounts
+from sitegen.live import accounts
 from sitegen.app import create_app
 from sitegen.content import load_content
 from sitegen.errors import SiteError
-from sitegen.live import load_secret_key
+from sitegen.live.views import load_secret_key
 
 PREVIEW_BLOCK = re.compile(rb"<!--preview-->.*?<!--/preview-->", re.DOTALL)
 

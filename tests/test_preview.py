@@ -17,7 +17,7 @@ from tornado.ioloop import IOLoop
 from werkzeug.test import Client
 
 from conftest import REPO, parse_html
-from sitegen.preview import PreviewServer, PreviewSite, PreviewMiddleware
+from sitegen.preview.server import PreviewServer, PreviewSite, PreviewMiddleware
 
 PREVIEW_BLOCK = re.compile(rb"<!--preview-->.*?<!--/preview-->", re.DOTALL)
 
@@ -157,12 +157,12 @@ def test_every_frozen_file_matches_the_preview_apart_from_the_client(frozen_buil
 # ---------------------------------------------------------------- edits and errors
 
 def test_content_edit_rereads_only_that_file(project_site, project_preview, monkeypatch):
-    import sitegen.content
+    import sitegen.content.loader
 
     root = project_site.root
     loaded = []
-    original = sitegen.content.parse_record
-    monkeypatch.setattr(sitegen.content, "parse_record",
+    original = sitegen.content.loader.parse_record
+    monkeypatch.setattr(sitegen.content.loader, "parse_record",
                         lambda path, *args: loaded.append(path) or original(path, *args))
     changed = edit(root / "content/users/ada-lovelace.yaml", "name: Ada Lovelace", "name: Ada King")
     assert project_site.apply({changed}) is None

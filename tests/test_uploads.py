@@ -10,7 +10,7 @@ import pytest
 
 from conftest import LIVE_USER, csrf_token, parse_html, sign_in
 from sitegen.errors import SiteError
-from sitegen.uploads import STORED_NAME, list_uploads, shown_name, store_upload
+from sitegen.live.uploads import STORED_NAME, list_uploads, shown_name, store_upload
 
 WORDS = "aardvark\nabacus\nzymurgy\n".encode()
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .content import Loader
-from .errors import ContentError, SiteError
+from ..content import Loader
+from ..errors import ContentError, SiteError
 
 ACCOUNTS_FILE = Path("content") / "accounts.yaml"
 NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")

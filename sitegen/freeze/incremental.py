@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SiteError
+from ..errors import SiteError
 
 STATE_VERSION = 1
 STATE_FILE = "state.marshal"
@@ -108,8 +108,8 @@ def fingerprint(root: Path, base_url: str | None) -> bytes:
         spec = importlib.util.find_spec(name)
         stat = os.stat(spec.origin) if spec and spec.origin else None
         parts.append(f"{name}:{spec and spec.origin}:{stat and (stat.st_mtime_ns, stat.st_size)}")
-    package = Path(__file__).resolve().parent
-    code = b"".join(path.read_bytes() for path in sorted(package.glob("*.py")))
+    package = Path(__file__).resolve().parent.parent
+    code = b"".join(path.read_bytes() for path in sorted(package.rglob("*.py")))
     return digest("\0".join(parts).encode() + code)
 
 

@@ -11,7 +11,7 @@ through its extension points (see README, "What preview fixes in livereload"):
 - the websocket accepts pages of this server only and sends URL paths only;
 - request bodies over the app's MAX_CONTENT_LENGTH are refused by tornado
   before they are buffered;
-- files are watched by sitegen.watch (native events, a quiet window, no
+- files are watched by sitegen.preview.watch (native events, a quiet window, no
   dropped edits) and a change re-reads only the files that changed;
 - a broken file shows an error page that heals itself, never a traceback;
 - a Python edit restarts the app in a fresh child process while the parent
@@ -50,13 +50,13 @@ from tornado.netutil import bind_sockets
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from tornado.wsgi import WSGIContainer
 
-from .app import create_app
-from .content import Content, load_content, reload_file
-from .errors import ContentError, ContentErrors, SiteError, describe_template_error
-from .live import insert_before_body_end, preview_only
+from ..app import create_app
+from ..content import Content, load_content, reload_file
+from ..errors import ContentError, ContentErrors, SiteError, describe_template_error
+from ..live.views import insert_before_body_end, preview_only
 from .watch import FileWatcher, Fingerprint, is_ignored
 
-ENGINE_DIR = Path(__file__).resolve().parent
+ENGINE_DIR = Path(__file__).resolve().parent.parent
 SOURCE_FOLDERS = ("content", "templates", "static")
 RELOAD_CHANNEL = "/.livereload"
 RESTART_EXIT_CODE = 3
@@ -198,7 +198,7 @@ class PreviewSite:
 # ---------------------------------------------------------------- the WSGI side
 
 def _client_script() -> bytes:
-    script = (ENGINE_DIR / "preview.js").read_bytes()
+    script = Path(__file__).with_name("client.js").read_bytes()
     assert b"</script" not in script and b"<!--" not in script
     return script
 
@@ -391,7 +391,7 @@ def run_preview(root: Path, host: str, port: int, *, open_browser: bool = False)
         threading.Timer(0.3, webbrowser.open, [url]).start()
     fds = [str(sock.fileno()) for sock in sockets]
     command = [sys.executable, "-c",
-               "import sys; from sitegen.preview import child_main; sys.exit(child_main(sys.argv[1:]))",
+               "import sys; from sitegen.preview.server import child_main; sys.exit(child_main(sys.argv[1:]))",
                str(root), *fds]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ENGINE_DIR.parent), os.environ.get("PYTHONPATH")]))}

@@ -25,10 +25,10 @@ from flask_frozen import Freezer, FrozenFlaskWarning, MimetypeMismatchWarning
 from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 
-from .app import create_app
-from .content import RECORD_LOADERS, Content, Site, Store, User, record_order
+from ..app import create_app
+from ..content import RECORD_LOADERS, Content, Site, Store, User, record_order
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
-from .errors import ContentError, SiteError, describe_template_error
+from ..errors import ContentError, SiteError, describe_template_error
 from .fetch import Fetcher
 from .incremental import (LazyRecords, cyclic_gc, digest, encode_record, racy_cutoff, read_file,
                           record_decoder, source_entry)

@@ -30,7 +30,7 @@ from typing import Any
 
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
-from .errors import ContentError, ContentErrors, SiteError
+from ..errors import ContentError, ContentErrors, SiteError
 from .incremental import BuildFolders, State
 
 MARKER = ".sitegen-build"
@@ -225,7 +225,7 @@ class Build:
     def _site(self) -> Any:
         if self.previous and self.previous.site and SITE not in self.changes.changed:
             return pickle.loads(self.previous.site)
-        from .content import load_content, load_site
+        from ..content import load_content, load_site
 
         try:
             return load_site(self.root / "content", self.root)
@@ -238,7 +238,7 @@ class Build:
         names_moved = any(path.startswith("content/") for path in self.changes.added | self.changes.removed)
         if self.previous and not names_moved:
             return {kind: list(records) for kind, records in self.old_records.items()}, []
-        from .content import RECORD_LOADERS, names_are_clean, record_paths
+        from ..content import RECORD_LOADERS, names_are_clean, record_paths
 
         names = {kind: sorted(path.rpartition("/")[2] for path in self.changes.sources
                               if path.startswith(f"content/{kind}/")) for kind in RECORD_LOADERS}

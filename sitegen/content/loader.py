@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -21,11 +20,9 @@ from typing import Any
 
 import yaml
 
-from .errors import ContentError, ContentErrors
+from ..errors import ContentError, ContentErrors
+from .yaml_source import Loader, display_path, located_error, read_yaml
 
-Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-MAX_FILE_BYTES = 256 * 1024
 SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 MAX_SLUG_LENGTH = 64
 # Names that break on some file systems or shadow the site's own files.
@@ -198,85 +195,14 @@ def _check_mapping(value: Any, node: yaml.Node, schema: Schema) -> dict[str, Any
     return fields
 
 
-# ---------------------------------------------------------------- YAML parsing
-
-def _display(path: Path, root: Path) -> str:
-    """A path as errors show it: relative to the project when inside it (on every file parsed, so cheap)."""
-    text, prefix = str(path), os.path.join(root, "")
-    return text[len(prefix):].replace(os.sep, "/") if text.startswith(prefix) else text
-
-
-def _error(path: str, node_or_mark: Any, message: str) -> ContentError:
-    mark = getattr(node_or_mark, "start_mark", node_or_mark)
-    if mark is None:
-        return ContentError(path, 1, 1, message)
-    return ContentError(path, mark.line + 1, mark.column + 1, message)
-
-
-def _refuse_anchors(text: str, shown: str) -> None:
-    """Anchors and aliases can expand exponentially; content never needs them."""
-    for event in yaml.parse(text, Loader=Loader):
-        if isinstance(event, yaml.AliasEvent):
-            raise _error(shown, event.start_mark, f"aliases (*{event.anchor}) are not allowed in content")
-        if getattr(event, "anchor", None):
-            raise _error(shown, event.start_mark, f"anchors (&{event.anchor}) are not allowed in content")
-
-
-def _refuse_duplicate_keys(node: yaml.Node, shown: str) -> None:
-    """PyYAML keeps the last of duplicate keys silently; a typo'd copy would win."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if isinstance(key_node, yaml.ScalarNode) and key in seen:
-                first = seen[key].start_mark.line + 1
-                raise _error(shown, key_node, f"duplicate key {key!r} (first set on line {first})")
-            seen[key] = key_node
-            _refuse_duplicate_keys(value_node, shown)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _refuse_duplicate_keys(item, shown)
-
-
 def parse_record(path: Path, root: Path, schema: Schema,
                  data: bytes | None = None) -> tuple[dict[str, Any], yaml.Node]:
-    """Parse one YAML file into checked fields; raise ContentError on the first problem.
-
-    ``data`` is the file's content when the caller has already read it.
-    """
-    shown = _display(path, root)
-    try:
-        data = path.read_bytes() if data is None else data
-    except OSError as exc:
-        raise ContentError(shown, 1, 1, f"cannot read: {exc.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ContentError(shown, 1, 1, f"file is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ContentError(shown, line, 1, "not valid UTF-8 text") from None
-    try:
-        if "&" in text or "*" in text:
-            _refuse_anchors(text, shown)
-        loader = Loader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                raise ContentError(shown, 1, 1, "file is empty; expected a mapping of fields")
-            _refuse_duplicate_keys(node, shown)
-            value = loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        problem = " ".join(filter(None, [exc.context, exc.problem])) or "invalid YAML"
-        raise _error(shown, exc.problem_mark or exc.context_mark, f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ContentError(shown, 1, 1, f"invalid YAML: {exc}") from None
+    """Parse one YAML file into checked fields; raise ContentError on the first problem."""
+    value, node, shown = read_yaml(path, root, data)
     try:
         return _check_mapping(value, node, schema), node
     except _Invalid as exc:
-        raise _error(shown, exc.node, exc.message) from None
+        raise located_error(shown, exc.node, exc.message) from None
 
 
 def check_slug(slug: str) -> str | None:
@@ -294,7 +220,7 @@ def check_slug(slug: str) -> str | None:
 def load_site(content_dir: Path, root: Path) -> Site:
     path = content_dir / "site.yaml"
     if not path.is_file():
-        raise ContentError(_display(path, root), 1, 1, "missing: every site needs content/site.yaml")
+        raise ContentError(display_path(path, root), 1, 1, "missing: every site needs content/site.yaml")
     fields, _ = parse_record(path, root, SITE_SCHEMA)
     return Site(**fields)
 
@@ -303,7 +229,7 @@ def load_user(path: Path, root: Path, data: bytes | None = None) -> User:
     fields, node = parse_record(path, root, USER_SCHEMA, data)
     if fields["username"] != path.stem:
         key_node = next(v for k, v in node.value if k.value == "username")
-        raise _error(_display(path, root), key_node,
+        raise located_error(display_path(path, root), key_node,
                      f"username {fields['username']!r} must match the file name {path.stem!r}")
     return User(**fields)
 
@@ -336,16 +262,16 @@ def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:
     errors, by_folded = [], {}
     for path in paths:
         if path.suffix != ".yaml":
-            errors.append(ContentError(_display(path, root), 1, 1, "content files must end in .yaml"))
+            errors.append(ContentError(display_path(path, root), 1, 1, "content files must end in .yaml"))
             continue
         problem = check_slug(path.stem)
         if problem:
-            errors.append(ContentError(_display(path, root), 1, 1, problem))
+            errors.append(ContentError(display_path(path, root), 1, 1, problem))
         by_folded.setdefault(_fold(path.stem), []).append(path)
     for twins in by_folded.values():
         for path in twins if len(twins) > 1 else ():
-            others = ", ".join(_display(p, root) for p in twins if p != path)
-            errors.append(ContentError(_display(path, root), 1, 1,
+            others = ", ".join(display_path(p, root) for p in twins if p != path)
+            errors.append(ContentError(display_path(path, root), 1, 1,
                                        f"name collides with {others} (same URL after case folding)"))
     return errors
 
@@ -366,7 +292,7 @@ def record_paths(root: Path) -> tuple[dict[str, list[Path]], list[ContentError]]
         bad = _slug_errors(found, root)
         errors.extend(bad)
         bad_paths = {e.path for e in bad}
-        paths[folder] = [path for path in found if _display(path, root) not in bad_paths] if bad else found
+        paths[folder] = [path for path in found if display_path(path, root) not in bad_paths] if bad else found
     return paths, errors
 
 
@@ -433,7 +359,7 @@ def reload_file(content: Content, path: Path, root: Path) -> Content:
             raise problems[0]
         twins = [other for other in records if other != slug and _fold(other) == _fold(slug)]
         if twins:
-            raise ContentError(_display(path, root), 1, 1,
+            raise ContentError(display_path(path, root), 1, 1,
                                f"name collides with content/{folder}/{twins[0]}.yaml "
                                "(same URL after case folding)")
         is_new = slug not in records
