@@ -1,32 +1,32 @@
-"""The application factory: one Flask app per project, configured explicitly."""
+"""The application factory: one Flask app for a site and its content, configured explicitly."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from jinja2 import StrictUndefined
 
-from .content import Content
+from .content.loader import Content
+from .site import Site
 
 
 def create_app(
-    root: Path,
+    site: Site,
     content: Content,
     *,
     base_url: str | None = None,
     live: bool = False,
     config: dict[str, Any] | None = None,
 ) -> Flask:
-    """Build the site's app for the project in ``root``.
+    """Build the app of ``site`` serving ``content``.
 
     ``base_url`` (default: the one in content/site.yaml) is where the site
     will be published; its path is the prefix of every link. ``live`` adds
-    the preview-only pages of sitegen/live.py (login, upload, API, cookie);
+    the preview-only pages of sitegen/live/ (login, upload, API, cookie);
     the app that freezes is made without them.
     """
-    root = Path(root).resolve()
+    root = site.root
     app = Flask(
         "sitegen",
         root_path=str(root),
@@ -36,10 +36,11 @@ def create_app(
     )
     app.config.update(
         SITE_ROOT=root,
-        SITE_BASE_URL=base_url or content.site.base_url,
+        SITE_BASE_URL=base_url or content.settings.base_url,
     )
     app.config.update(config or {})
     app.extensions["site_content"] = content
+    app.extensions["sitegen_site"] = site
 
     # The tutorial's Jinja dialect: `# if x` line statements and `## note` line comments.
     app.jinja_options = {
@@ -50,18 +51,15 @@ def create_app(
         "trim_blocks": True,
         "lstrip_blocks": True,
     }
-    app.jinja_env.globals.update(len=len)
+    app.jinja_env.globals.update(len=len, **site.template_globals)
+    app.jinja_env.filters.update(site.template_filters)
 
-    from . import pages
+    from . import builtin_pages, routes
 
-    app.register_blueprint(pages.blueprint)
+    routes.register_site(app, site)
+    builtin_pages.init_app(app)
     if live:
         from .live import views as live_pages
 
         live_pages.init_app(app)
     return app
-
-
-def site_content() -> Content:
-    """The content the current app serves."""
-    return current_app.extensions["site_content"]

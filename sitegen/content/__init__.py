@@ -1,8 +1,5 @@
-"""The site's content: YAML files read safely, checked, located as ``file:line:col``."""
+"""The site's content: YAML files read safely (yaml_source), the record classes a site declares
+(model), Markdown fields (markdown), and loading a whole content/ folder (loader).
 
-from .loader import (RECORD_LOADERS, Content, Site, Store, User, load_content, load_site,
-                     names_are_clean, record_order, record_paths, reload_file)
-from .yaml_source import Loader
-
-__all__ = ["RECORD_LOADERS", "Content", "Loader", "Site", "Store", "User", "load_content", "load_site",
-           "names_are_clean", "record_order", "record_paths", "reload_file"]
+Kept free of imports: declaring a site needs only the model, not the YAML parser.
+"""

@@ -1,209 +1,138 @@
-"""Load and validate the YAML content: site settings, user profiles, storefronts.
+"""Load and check the content/ of a site: its settings and every collection it declares.
 
-Every record is checked field by field against a small schema, and every
-problem is reported as ``content/…/file.yaml:LINE:COL: message`` so a person
-can jump straight to it. YAML's sharp edges (``no`` read as False, ``12:30``
-read as a number, duplicate keys silently dropping data, alias bombs) are
-turned into errors instead of surprises.
+Each file is checked against its collection's record class (sitegen/content/model.py),
+and every problem is reported as ``content/…/file.yaml:LINE:COL: message``, all
+of a run together, so a person can jump straight to each.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from ..errors import ContentError, ContentErrors, SiteError
+from .model import Invalid, ParseContext, Record, Records, Schema, Settings, locate
+from .yaml_source import display_path, located_error, read_yaml
 
-from ..errors import ContentError, ContentErrors
-from .yaml_source import Loader, display_path, located_error, read_yaml
+if TYPE_CHECKING:
+    from ..site import Site
 
+SETTINGS_FILE = "content/site.yaml"
 SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 MAX_SLUG_LENGTH = 64
 # Names that break on some file systems or shadow the site's own files.
 RESERVED_SLUGS = frozenset(
-    {"con", "prn", "aux", "nul", "index", "static"}
+    {"con", "prn", "aux", "nul", "index", "static", "page"}
     | {f"com{i}" for i in range(10)}
     | {f"lpt{i}" for i in range(10)}
 )
-NAV_PAGES = {"home": "pages.index", "about": "pages.about",
-             "users": "pages.users", "stores": "pages.stores"}
-
-
-@dataclass(frozen=True)
-class NavItem:
-    label: str
-    page: str
-
-    @property
-    def endpoint(self) -> str:
-        return NAV_PAGES[self.page]
-
-
-@dataclass(frozen=True)
-class Site:
-    title: str
-    tagline: str
-    base_url: str
-    about: str
-    nav: tuple[NavItem, ...]
-
-
-@dataclass(frozen=True)
-class User:
-    username: str
-    name: str
-    joined: dt.date
-    awards: tuple[str, ...]
-    bio: str
-
-
-@dataclass(frozen=True)
-class Store:
-    slug: str
-    city: str
-    name: str
-    address: str
-    hours: tuple[tuple[str, str], ...]
-    phone: str
+URL_PATTERN = re.compile(r"https?://[^/\s]+(/\S*)?\Z")
 
 
 @dataclass
 class Content:
-    site: Site
-    users: dict[str, User] = field(default_factory=dict)
-    stores: dict[str, Store] = field(default_factory=dict)
+    settings: Settings
+    collections: dict[str, Records]
 
 
-class _Invalid(Exception):
-    """A value that does not fit its field, raised at the node that holds it."""
+def current_content() -> Content:
+    """The content of the app handling the current request."""
+    from flask import current_app
 
-    def __init__(self, message: str, node: yaml.Node):
-        super().__init__(message)
-        self.message, self.node = message, node
-
-
-# ---------------------------------------------------------------- field checks
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return ("a boolean (YAML reads yes/no/on/off/true/false as booleans; "
-                "put the text in quotes)")
-    if isinstance(value, (int, float)):
-        return ("a number (YAML reads 0755 as 493 and 12:30 as 750; "
-                "put the text in quotes)")
-    if isinstance(value, dt.datetime):
-        return "a date and time"
-    if isinstance(value, dt.date):
-        return "a date (put the text in quotes)"
-    if value is None:
-        return "nothing"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    return current_app.extensions["site_content"]
 
 
-def _text(value: Any, node: yaml.Node) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected text, got {_describe(value)}", node)
-    if not value.strip():
-        raise _Invalid("must not be empty", node)
-    return value.strip()
+# ---------------------------------------------------------------- schemas
+
+_SCHEMAS: dict[type, Schema] = {}
 
 
-def _date(value: Any, node: yaml.Node) -> dt.date:
-    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-        raise _Invalid(f"expected a date written YYYY-MM-DD, got {_describe(value)}", node)
-    return value
+def schema_of(model: type[Record], site: Site) -> Schema:
+    """The checkable form of a record class, made once; references resolve through ``site``'s collections."""
+    schema = _SCHEMAS.get(model)
+    if schema is None:
+        schema = Schema(model)
+        for field in schema.references:
+            target = site.collection_of(field.target)
+            if target is None:
+                raise SiteError(f"{model.__name__}.{field.name} refers to {field.target.__name__}, "
+                                "which is not declared as a collection with @site.collection")
+            setattr(model, field.name, _Reference(field.name, target.name, field.kind == "refs"))
+        _SCHEMAS[model] = schema
+    return schema
 
 
-def _url(value: Any, node: yaml.Node) -> str:
-    url = _text(value, node)
-    if not re.match(r"https?://[^/\s]+(/\S*)?\Z", url):
-        raise _Invalid(f"expected an http(s) URL such as https://example.org/, got {url!r}", node)
-    return url if url.endswith("/") else url + "/"
+class _Reference:
+    """A reference field: the record holds the slug, templates and views get the record itself."""
+
+    def __init__(self, name: str, collection: str, many: bool):
+        self.name, self.collection, self.many = name, collection, many
+
+    def __get__(self, record: Any, owner: type | None = None) -> Any:
+        if record is None:
+            return self
+        slug = record.__dict__[self.name]
+        if slug is None:
+            return None
+        records = current_content().collections[self.collection]
+        return [records[each] for each in slug] if self.many else records[slug]
+
+    def __set__(self, record: Any, value: Any) -> None:
+        record.__dict__[self.name] = value
 
 
-def _text_list(value: Any, node: yaml.Node) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise _Invalid(f"expected a list, got {_describe(value)}", node)
-    return tuple(_text(item, item_node) for item, item_node in zip(value, node.value))
+def parse_context(site: Site, base_url: str | None) -> ParseContext:
+    base_path = "/" + (base_url or "/").split("://", 1)[-1].partition("/")[2]
+    return ParseContext(site.root, base_path, site.raw_html)
 
 
-def _text_map(value: Any, node: yaml.Node) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, dict) or not value:
-        raise _Invalid(f"expected a mapping such as 'Monday to Friday: 9am-6pm', got {_describe(value)}", node)
-    return tuple((_text(key, key_node), _text(value[key], value_node))
-                 for (key_node, value_node), key in zip(node.value, value))
+# ---------------------------------------------------------------- one file
 
-
-def _nav(value: Any, node: yaml.Node) -> tuple[NavItem, ...]:
-    if not isinstance(value, list) or not value:
-        raise _Invalid(f"expected a list of {{label, page}} items, got {_describe(value)}", node)
-    items = []
-    for item, item_node in zip(value, node.value):
-        fields = _check_mapping(item, item_node, {"label": (_text, True), "page": (_nav_page, True)})
-        items.append(NavItem(**fields))
-    return tuple(items)
-
-
-def _nav_page(value: Any, node: yaml.Node) -> str:
-    page = _text(value, node)
-    if page not in NAV_PAGES:
-        raise _Invalid(f"unknown page {page!r}; expected one of {', '.join(NAV_PAGES)}", node)
-    return page
-
-
-Check = Callable[[Any, yaml.Node], Any]
-Schema = dict[str, tuple[Check, bool]]  # field -> (check, required)
-
-SITE_SCHEMA: Schema = {"title": (_text, True), "tagline": (_text, True), "base_url": (_url, True),
-                       "about": (_text, True), "nav": (_nav, True)}
-USER_SCHEMA: Schema = {"username": (_text, True), "name": (_text, True), "joined": (_date, True),
-                       "awards": (_text_list, False), "bio": (_text, False)}
-STORE_SCHEMA: Schema = {"city": (_text, True), "name": (_text, True), "address": (_text, True),
-                        "hours": (_text_map, True), "phone": (_text, True)}
-OPTIONAL_DEFAULTS = {"awards": (), "bio": ""}
-
-
-def _check_mapping(value: Any, node: yaml.Node, schema: Schema) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Invalid(f"expected a mapping of fields, got {_describe(value)}", node)
-    nodes = {key_node.value: (key_node, value_node) for key_node, value_node in node.value}
-    for key in value:
-        if key not in schema:
-            known = ", ".join(schema)
-            raise _Invalid(f"unknown field {key!r}; expected {known}", nodes[str(key)][0]
-                           if str(key) in nodes else node)
-    fields = {}
-    for name, (check, required) in schema.items():
-        if name in value:
-            fields[name] = check(value[name], nodes[name][1])
-        elif required:
-            raise _Invalid(f"missing required field {name!r}", node)
-        else:
-            fields[name] = OPTIONAL_DEFAULTS[name]
-    return fields
-
-
-def parse_record(path: Path, root: Path, schema: Schema,
-                 data: bytes | None = None) -> tuple[dict[str, Any], yaml.Node]:
-    """Parse one YAML file into checked fields; raise ContentError on the first problem."""
+def load_record(schema: Schema, path: Path, root: Path, context: ParseContext,
+                data: bytes | None = None, slug: str | None = None) -> Record:
+    """One record from its file; raises ContentError naming the file, line and column."""
     value, node, shown = read_yaml(path, root, data)
     try:
-        return _check_mapping(value, node, schema), node
-    except _Invalid as exc:
-        raise located_error(shown, exc.node, exc.message) from None
+        fields = schema.check(value, context)
+    except Invalid as exc:
+        raise located_error(shown, locate(node, exc.loc, at_key=exc.at_key), exc.message) from None
+    return schema.build(slug or path.stem, fields)
 
+
+def load_settings(site: Site, root: Path, base_url: str | None = None) -> Settings:
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        raise ContentError(SETTINGS_FILE, 1, 1, "missing: every site needs content/site.yaml")
+    value, node, shown = read_yaml(path, root)
+    schema = schema_of(site.settings_model, site)
+    context = parse_context(site, base_url or (value.get("base_url") if isinstance(value, dict) else None))
+    try:
+        fields = schema.check(value, context)
+        _check_settings(site, fields)
+    except Invalid as exc:
+        raise located_error(shown, locate(node, exc.loc, at_key=exc.at_key), exc.message) from None
+    return schema.build("site", fields)
+
+
+def _check_settings(site: Site, fields: dict[str, Any]) -> None:
+    url = fields["base_url"]
+    if not URL_PATTERN.match(url):
+        raise Invalid(("base_url",), f"expected an http(s) URL such as https://example.org/, got {url!r}")
+    fields["base_url"] = url if url.endswith("/") else url + "/"
+    pages = site.page_names()
+    for index, item in enumerate(fields["nav"]):
+        if item.page not in pages:
+            raise Invalid(("nav", index, "page"),
+                          f"unknown page {item.page!r}; expected one of {', '.join(pages) or 'no page yet'} "
+                          "(a route without parameters in site.py, or a collection with a listing)")
+
+
+# ---------------------------------------------------------------- file names
 
 def check_slug(slug: str) -> str | None:
     """Why ``slug`` cannot be part of a URL, or None when it can."""
@@ -215,28 +144,6 @@ def check_slug(slug: str) -> str | None:
     if slug in RESERVED_SLUGS:
         return f"name {slug!r} is reserved"
     return None
-
-
-def load_site(content_dir: Path, root: Path) -> Site:
-    path = content_dir / "site.yaml"
-    if not path.is_file():
-        raise ContentError(display_path(path, root), 1, 1, "missing: every site needs content/site.yaml")
-    fields, _ = parse_record(path, root, SITE_SCHEMA)
-    return Site(**fields)
-
-
-def load_user(path: Path, root: Path, data: bytes | None = None) -> User:
-    fields, node = parse_record(path, root, USER_SCHEMA, data)
-    if fields["username"] != path.stem:
-        key_node = next(v for k, v in node.value if k.value == "username")
-        raise located_error(display_path(path, root), key_node,
-                     f"username {fields['username']!r} must match the file name {path.stem!r}")
-    return User(**fields)
-
-
-def load_store(path: Path, root: Path, data: bytes | None = None) -> Store:
-    fields, _ = parse_record(path, root, STORE_SCHEMA, data)
-    return Store(slug=path.stem, **fields)
 
 
 def record_files(folder: Path) -> list[Path]:
@@ -276,23 +183,20 @@ def _slug_errors(paths: Iterable[Path], root: Path) -> list[ContentError]:
     return errors
 
 
-RECORD_LOADERS: dict[str, Callable[..., Any]] = {"users": load_user, "stores": load_store}
-
-
-def record_paths(root: Path) -> tuple[dict[str, list[Path]], list[ContentError]]:
-    """The loadable record files of each folder, and the errors in the others' names.
+def record_paths(site: Site, root: Path) -> tuple[dict[str, list[Path]], list[ContentError]]:
+    """The loadable record files of each collection, and the errors in the others' names.
 
     Only names are looked at, so a build can check them all cheaply and parse
-    just the files it needs (see sitegen/freeze.py).
+    just the files it needs (see sitegen/freeze/build.py).
     """
     errors: list[ContentError] = []
     paths: dict[str, list[Path]] = {}
-    for folder in RECORD_LOADERS:
-        found = record_files(root / "content" / folder)
+    for name in site.collections:
+        found = record_files(root / "content" / name)
         bad = _slug_errors(found, root)
         errors.extend(bad)
         bad_paths = {e.path for e in bad}
-        paths[folder] = [path for path in found if display_path(path, root) not in bad_paths] if bad else found
+        paths[name] = [path for path in found if display_path(path, root) not in bad_paths] if bad else found
     return paths, errors
 
 
@@ -311,45 +215,101 @@ def names_are_clean(names: Iterable[str]) -> bool:
     return True
 
 
-def load_content(root: Path) -> Content:
-    """Load everything under ``root/content``; raise ContentErrors listing every problem."""
+# ---------------------------------------------------------------- references
+
+def reference_errors(site: Site, root: Path, slugs: dict[str, Any],
+                     references: Iterable[tuple[str, str, str, int | None, str]]) -> list[ContentError]:
+    """An error for each reference to a record that does not exist.
+
+    ``references`` are (collection, slug, field, position in a list or None,
+    referenced slug); the file is read again only to locate a bad one.
+    """
+    errors = []
+    for collection, slug, field, position, target_slug in references:
+        schema = schema_of(site.collections[collection].model, site)
+        target = site.collection_of(next(f.target for f in schema.references if f.name == field))
+        if target_slug in slugs[target.name]:
+            continue
+        path = root / "content" / collection / f"{slug}.yaml"
+        loc = (field,) if position is None else (field, position)
+        try:
+            _, node, shown = read_yaml(path, root)
+            place = locate(node, loc)
+        except ContentError:
+            shown, place = display_path(path, root), None
+        errors.append(located_error(shown, place, f"no {_singular(target.name)} {target_slug!r} in "
+                                                  f"content/{target.name}/"))
+    return errors
+
+
+def _singular(name: str) -> str:
+    return name[:-1] if name.endswith("s") and not name.endswith("ss") else name
+
+
+def check_references(site: Site, root: Path, content: Content) -> list[ContentError]:
+    """An error for each reference, in any collection, to a record that does not exist."""
+    return reference_errors(site, root, content.collections, references_of(site, content))
+
+
+def references_of(site: Site, content: Content) -> list[tuple[str, str, str, int | None, str]]:
+    found = []
+    for name, collection in site.collections.items():
+        schema = schema_of(collection.model, site)
+        if schema.references:
+            for slug, record in content.collections[name].items():
+                found += [(name, slug, field.name, position, target)
+                          for field, position, target in schema.reference_slugs(record)]
+    return found
+
+
+# ---------------------------------------------------------------- everything
+
+def load_content(site: Site, root: Path | None = None, base_url: str | None = None) -> Content:
+    """Load everything under content/; raise ContentErrors listing every problem."""
+    root = Path(root or site.root).resolve()
     errors: list[ContentError] = []
-    site = None
+    settings = None
     try:
-        site = load_site(root / "content", root)
+        settings = load_settings(site, root, base_url)
     except ContentError as exc:
         errors.append(exc)
-    paths, bad_names = record_paths(root)
+    context = parse_context(site, base_url or (settings.base_url if settings else None))
+    paths, bad_names = record_paths(site, root)
     errors.extend(bad_names)
-    loaded: dict[str, dict] = {folder: {} for folder in RECORD_LOADERS}
-    for folder, load in RECORD_LOADERS.items():
-        for path in paths[folder]:
+    collections: dict[str, Records] = {}
+    for name, collection in site.collections.items():
+        schema = schema_of(collection.model, site)
+        records = collections[name] = Records()
+        for path in paths[name]:
             try:
-                loaded[folder][path.stem] = load(path, root)
+                records[path.stem] = load_record(schema, path, root, context)
             except ContentError as exc:
                 errors.append(exc)
+    content = Content(settings, collections)  # type: ignore[arg-type]
+    if not errors:
+        errors = check_references(site, root, content)
     if errors:
         raise ContentErrors(errors)
-    assert site is not None
-    return Content(site=site, users=loaded["users"], stores=loaded["stores"])
+    return content
 
 
-def reload_file(content: Content, path: Path, root: Path) -> Content:
+def reload_file(site: Site, content: Content, path: Path, root: Path) -> Content:
     """``content`` with the one file at ``path`` read again, or dropped when it is gone.
 
     The preview calls this on every save so a large site is never re-parsed
     whole. It returns a new Content (the old one stays intact for requests
-    still using it) and raises ContentError when the file is wrong; files that
-    are not content records leave ``content`` as it is.
+    still using it) and raises ContentError when the file is wrong; files
+    that are not content records leave ``content`` as it is. References
+    are checked apart (check_references): a deleted record breaks others.
     """
     content_dir = root / "content"
-    if path == content_dir / "site.yaml":
-        return dataclasses.replace(content, site=load_site(content_dir, root))
-    folder = path.parent.name
-    if path.parent.parent != content_dir or folder not in RECORD_LOADERS \
+    if path == root / SETTINGS_FILE:
+        return dataclasses.replace(content, settings=load_settings(site, root))
+    name = path.parent.name
+    if path.parent.parent != content_dir or name not in site.collections \
             or path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
         return content
-    records = dict(getattr(content, folder))
+    records = Records(content.collections[name])
     slug = path.stem
     if not path.is_file():
         records.pop(slug, None)
@@ -360,10 +320,10 @@ def reload_file(content: Content, path: Path, root: Path) -> Content:
         twins = [other for other in records if other != slug and _fold(other) == _fold(slug)]
         if twins:
             raise ContentError(display_path(path, root), 1, 1,
-                               f"name collides with content/{folder}/{twins[0]}.yaml "
-                               "(same URL after case folding)")
+                               f"name collides with content/{name}/{twins[0]}.yaml (same URL after case folding)")
         is_new = slug not in records
-        records[slug] = RECORD_LOADERS[folder](path, root)
+        schema = schema_of(site.collections[name].model, site)
+        records[slug] = load_record(schema, path, root, parse_context(site, None))
         if is_new:  # keep load_content's order: by file name
-            records = {key: records[key] for key in sorted(records, key=record_order)}
-    return dataclasses.replace(content, **{folder: records})
+            records = Records((key, records[key]) for key in sorted(records, key=record_order))
+    return dataclasses.replace(content, collections={**content.collections, name: records})

@@ -21,16 +21,16 @@ is imported only when some page has to be rendered.
 from __future__ import annotations
 
 import os
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ContentError, ContentErrors, SiteError
+from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
-from ..errors import ContentError, ContentErrors, SiteError
 from .incremental import BuildFolders, State
 
 MARKER = ".sitegen-build"
@@ -68,7 +68,7 @@ def check_destination(dest: Path, root: Path) -> None:
 
 
 def freeze_site(
-    root: Path,
+    site: Site | Path,
     dest: Path,
     *,
     base_url: str | None = None,
@@ -76,21 +76,24 @@ def freeze_site(
     jobs: int | None = None,
     clean: bool = False,
 ) -> FreezeResult:
-    """Freeze the project in ``root`` into ``dest``, rendering only what changed unless ``clean``."""
+    """Freeze ``site`` (or the site.py in that folder) into ``dest``, rendering only what changed unless ``clean``."""
     started = time.perf_counter()
-    root, dest = Path(root).resolve(), Path(dest).resolve()
+    if not isinstance(site, Site):
+        site = load_site(site)
+    root, dest = site.root, Path(dest).resolve()
     check_destination(dest, root)
     folders = BuildFolders(dest)
     with incremental.cyclic_gc(False), folders.locked():
-        return _freeze(root, dest, folders, started, base_url, progress, jobs, clean)
+        return _freeze(site, dest, folders, started, base_url, progress, jobs, clean)
 
 
-def _freeze(root: Path, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
+def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
             progress: Callable[[int, int], None] | None, jobs: int | None, clean: bool) -> FreezeResult:
+    root = site.root
     folders.recover()
     expected = incremental.fingerprint(root, base_url)
     previous = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
-    scanned = incremental.scan_sources(root, stat_records=previous is not None)
+    scanned = incremental.scan_sources(root, list(site.collections), stat_records=previous is not None)
     changes = incremental.compare_sources(root, scanned, previous.sources if previous else {},
                                           hash_content=previous is not None)
     if previous is not None and not changes.any():
@@ -100,7 +103,7 @@ def _freeze(root: Path, dest: Path, folders: BuildFolders, started: float, base_
         return FreezeResult(len(previous.pages), time.perf_counter() - started, dest)
     folders.start_staging()
     try:
-        build = Build(root, folders, base_url, expected, previous, changes, jobs or default_jobs(),
+        build = Build(site, folders, base_url, expected, previous, changes, jobs or default_jobs(),
                       _throttled(progress))
         state, written, deleted = build.run()
         if not dest.exists() or previous is None:
@@ -140,10 +143,11 @@ def _raise_first_failure(results: list[Any]) -> None:
 class Build:
     """One freeze that has something to render: which pages, in which workers, and the new state."""
 
-    def __init__(self, root: Path, folders: BuildFolders, base_url: str | None, fingerprint: bytes,
+    def __init__(self, site: Site, folders: BuildFolders, base_url: str | None, fingerprint: bytes,
                  previous: State | None, changes: incremental.SourceChanges, jobs: int,
                  progress: Callable[[int, int], None]):
-        self.root, self.folders, self.base_url, self.fingerprint = root, folders, base_url, fingerprint
+        self.site, self.root = site, site.root
+        self.folders, self.base_url, self.fingerprint = folders, base_url, fingerprint
         self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
         self.old_pages = previous.pages if previous else {}
         self.old_records = previous.records if previous else {}
@@ -153,21 +157,24 @@ class Build:
     def run(self) -> tuple[State, list[str], list[str]]:
         from . import render  # Flask, only now that something has to be rendered
 
-        site = self._site()
+        settings = self._settings()
         slugs, name_errors = self._slugs()
-        others = render.plan_pages(self.root, site, self.base_url, self.folders.tree,
+        others = render.plan_pages(self.site, settings, self.base_url, self.folders.tree,
                                    {kind: len(names) for kind, names in slugs.items()})
         changed = self._changed_files()
-        job = render.Job(self.root, self.base_url, site, self.folders.tree,
+        job = render.Job(self.root, self.base_url, self.site, settings, self.folders.tree,
                          self.folders.templates, self.folders.staged_templates)
-        old_urls = {owner: url for url, (_, owner, _) in self.old_pages.items() if owner}
+        old_urls: dict[tuple[str, str], list[str]] = {}  # record -> its pages
+        for url, (_, owner, _) in self.old_pages.items():
+            if owner:
+                old_urls.setdefault(owner, []).append(url)
 
         # Round 1: each worker parses its share of the changed records and renders the pages of its records.
         to_parse = {kind: [slug for slug in names if f"content/{kind}/{slug}.yaml" in self.changes.changed]
                     for kind, names in slugs.items()}
         dirty = [] if name_errors else [
             (kind, slug) for kind, names in slugs.items() for slug in names
-            if (kind, slug) not in old_urls or self._dirty(old_urls[kind, slug], changed)]
+            if (kind, slug) not in old_urls or any(self._dirty(url, changed) for url in old_urls[kind, slug])]
         self.total = len(dirty)
         records: dict[str, dict[str, tuple]] = {}
 
@@ -177,13 +184,16 @@ class Build:
             if name_errors or errors:
                 raise ContentErrors(name_errors + errors)
             records.update(self._merge_records(slugs, parses))
-            listed_changes = self._changed_fields(render, records)
+            errors = self._reference_errors(records)
+            if errors:
+                raise ContentErrors(errors)
+            listed_changes = self._changed_fields(records)
             changed.update(listed_changes)
             relisted = {}
             if listed_changes:  # record pages that also list records; round 1 did (or deferred) the dirty ones
                 in_first = set(dirty)
-                relisted = {url: owner for owner, url in old_urls.items() if owner not in in_first
-                            and owner[1] in records[owner[0]] and self._dirty(url, changed)}
+                relisted = {url: owner for owner, urls in old_urls.items() if owner not in in_first
+                            and owner[1] in records[owner[0]] for url in urls if self._dirty(url, changed)}
             second = list(relisted) + [url for url in others if self._dirty(url, changed)]
             self.total += len(second)
             # Beside the first round's workers, one more process is enough (and costs less memory).
@@ -217,34 +227,57 @@ class Build:
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
         sources = self._sources_with_records_read(parses)
-        state = State(self.fingerprint, sources, pickle.dumps(site), records, pages)
+        state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, pages)
         return state, written, deleted
 
     # ------------------------------------------------------------ what changed
 
-    def _site(self) -> Any:
+    def _settings_schema(self) -> Any:
+        from ..content.loader import schema_of
+
+        return schema_of(self.site.settings_model, self.site)
+
+    def _settings(self) -> Any:
         if self.previous and self.previous.site and SITE not in self.changes.changed:
-            return pickle.loads(self.previous.site)
-        from ..content import load_content, load_site
+            return self._settings_schema().decode("site", self.previous.site)
+        from ..content.loader import load_content, load_settings
 
         try:
-            return load_site(self.root / "content", self.root)
+            return load_settings(self.site, self.root, self.base_url)
         except ContentError as exc:
-            load_content(self.root)  # raises every content error at once
+            load_content(self.site, self.root, self.base_url)  # raises every content error at once
             raise ContentErrors([exc]) from None
+
+    def _reference_errors(self, records: dict[str, dict[str, tuple]]) -> list[ContentError]:
+        """References to records that do not exist, checked over every record (a deleted one breaks others)."""
+        from ..content.loader import reference_errors, schema_of
+
+        found = []
+        for kind, collection in self.site.collections.items():
+            schema = schema_of(collection.model, self.site)
+            for field in schema.references:
+                index = schema.names.index(field.name)
+                for slug, values in records[kind].items():
+                    value = values[index]
+                    if field.kind == "ref":
+                        if value is not None:
+                            found.append((kind, slug, field.name, None, value))
+                    else:
+                        found += [(kind, slug, field.name, position, target) for position, target in enumerate(value)]
+        return reference_errors(self.site, self.root, records, found) if found else []
 
     def _slugs(self) -> tuple[dict[str, list[str]], list[ContentError]]:
         """The records of each kind in file-name order, and the errors in file names."""
         names_moved = any(path.startswith("content/") for path in self.changes.added | self.changes.removed)
         if self.previous and not names_moved:
             return {kind: list(records) for kind, records in self.old_records.items()}, []
-        from ..content import RECORD_LOADERS, names_are_clean, record_paths
+        from ..content.loader import names_are_clean, record_paths
 
         names = {kind: sorted(path.rpartition("/")[2] for path in self.changes.sources
-                              if path.startswith(f"content/{kind}/")) for kind in RECORD_LOADERS}
+                              if path.startswith(f"content/{kind}/")) for kind in self.site.collections}
         if all(names_are_clean(found) for found in names.values()):
             return {kind: [name[: -len(".yaml")] for name in found] for kind, found in names.items()}, []
-        paths, errors = record_paths(self.root)
+        paths, errors = record_paths(self.site, self.root)
         return {kind: [path.stem for path in found] for kind, found in paths.items()}, errors
 
     def _changed_files(self) -> set[str]:
@@ -260,20 +293,21 @@ class Build:
         old = self.old_pages.get(url)
         return old is None or not changed.isdisjoint(old[2])
 
-    def _changed_fields(self, render: Any, records: dict[str, dict[str, tuple]]) -> set[str]:
-        """Collection keys that changed: the list of records, and each field edited in some record."""
+    def _changed_fields(self, records: dict[str, dict[str, tuple]]) -> set[str]:
+        """Collection keys that changed: the list of records, and each field edited in each record."""
+        from ..content.loader import schema_of
+
         changed = set()
         for kind, new in records.items():
             old = self.old_records.get(kind, {})
-            fields = incremental.field_names(render.RECORD_CLASSES[kind])
             if list(old) != list(new):
                 changed.add(members_key(kind))
-                changed.update(field_key(kind, name) for name in fields)
-                continue
-            for slug in new:
-                if old[slug] is not new[slug] and old[slug] != new[slug]:
-                    changed.update(field_key(kind, name) for name, before, after
-                                   in zip(fields, old[slug], new[slug]) if before != after)
+            fields = schema_of(self.site.collections[kind].model, self.site).names
+            for slug, values in new.items():
+                before = old.get(slug)
+                if before is not None and before is not values and before != values:
+                    changed.update(field_key(kind, slug, name) for name, was, now
+                                   in zip(fields, before, values) if was != now)
         return changed
 
     # ------------------------------------------------------------ sharing out the work

@@ -8,9 +8,12 @@ A page's dependencies are plain strings:
   static file it serves (``static/styles/site.css``);
 - a static file it links to (``static?styles/site.css``): only whether it
   exists matters, since the link does not carry the file's content;
-- a collection as a whole: the list of its records (``users:*``) and one field
-  of every record (``users:*.name``), for pages that list records. Editing a
-  user's bio then re-renders their profile only, not the lists of people.
+- a collection as a whole: the list of its records (``users:*``), for pages
+  that list records or link to each;
+- one field of one record reached through a list (``users:ada.name``): a
+  listing page depends on the fields it shows of the records it shows.
+  Editing a user's bio then re-renders their profile only, and renaming them
+  their profile and the one listing page that shows them.
 
 Nothing here changes what a page renders: the wrappers hand back the very
 same values, they only take notes.
@@ -18,6 +21,7 @@ same values, they only take notes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -33,8 +37,8 @@ def members_key(kind: str) -> str:
     return f"{kind}:*"
 
 
-def field_key(kind: str, field: str) -> str:
-    return f"{kind}:*.{field}"
+def field_key(kind: str, slug: str, field: str) -> str:
+    return f"{kind}:{slug}.{field}"
 
 
 def static_link_key(filename: str) -> str:
@@ -71,7 +75,7 @@ def _ignore(dependency: str) -> None:
 
 
 class ListedRecord:
-    """A record reached by listing a collection: each field read is noted for all records."""
+    """A record reached by listing a collection: each field read is noted, for this record alone."""
 
     __slots__ = ("_record", "_prefix", "_recorder")
 
@@ -79,7 +83,10 @@ class ListedRecord:
         self._record, self._prefix, self._recorder = record, prefix, recorder
 
     def __getattr__(self, name: str) -> Any:
-        self._recorder.add(self._prefix + name)
+        if name.startswith("__"):  # Jinja asking for __html__, say: no field
+            raise AttributeError(name)
+        if name != "slug":  # the slug is part of the list itself
+            self._recorder.add(self._prefix + name)
         return getattr(self._record, name)
 
 
@@ -92,9 +99,8 @@ class TrackedRecords(Mapping):
     that needs others raises Deferred instead of rendering wrongly.
     """
 
-    def __init__(self, kind: str, records: Mapping[str, Any], recorder: Recorder, *, complete: bool):
+    def __init__(self, kind: str, records: Any, recorder: Recorder, *, complete: bool):
         self._kind, self._records, self._recorder, self._complete = kind, records, recorder, complete
-        self._field_prefix = field_key(kind, "")
 
     def __getitem__(self, slug: str) -> Any:
         self._recorder.add(record_key(self._kind, slug))
@@ -121,24 +127,34 @@ class TrackedRecords(Mapping):
     def __len__(self) -> int:
         return len(self._whole())
 
+    def _listed(self, slug: str, record: Any) -> ListedRecord:
+        return ListedRecord(record, f"{self._kind}:{slug}.", self._recorder)
+
     def values(self) -> list[ListedRecord]:  # type: ignore[override]
-        return [ListedRecord(record, self._field_prefix, self._recorder) for record in self._whole().values()]
+        return [self._listed(slug, record) for slug, record in self._whole().items()]
 
     def items(self) -> list[tuple[str, ListedRecord]]:  # type: ignore[override]
-        return [(slug, ListedRecord(record, self._field_prefix, self._recorder))
-                for slug, record in self._whole().items()]
+        return [(slug, self._listed(slug, record)) for slug, record in self._whole().items()]
+
+    def slice(self, start: int, stop: int) -> list[ListedRecord]:
+        """Records ``start`` to ``stop`` of the list, decoding only those (a listing page)."""
+        records = self._whole()
+        return [self._listed(slug, records[slug]) for slug in itertools.islice(records, start, stop)]
+
+    def first(self, count: int) -> list[ListedRecord]:
+        return self.slice(0, count)
 
 
 class TrackedContent:
     """The content as the pages see it while freezing (same attributes as Content)."""
 
-    def __init__(self, site: Any, users: TrackedRecords, stores: TrackedRecords, recorder: Recorder):
-        self._site, self.users, self.stores, self._recorder = site, users, stores, recorder
+    def __init__(self, settings: Any, collections: dict[str, TrackedRecords], recorder: Recorder):
+        self._settings, self.collections, self._recorder = settings, collections, recorder
 
     @property
-    def site(self) -> Any:
+    def settings(self) -> Any:
         self._recorder.add(SITE)
-        return self._site
+        return self._settings
 
 
 def track_app(app: Any, recorder: Recorder) -> None:

@@ -39,17 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..content.model import Records
 from ..errors import SiteError
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"
 LOCK_FILE = "lock"
 # Files modified this close before a scan are hashed again on the next freeze.
 RACY_NS = 2_000_000_000
 SOURCE_FOLDERS = ("templates", "static")
-CONTENT_FOLDERS = ("users", "stores")
-LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml")
+LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml", "pydantic", "markdown_it")
 
 Sources = dict[str, tuple[int, int, bytes]]
 Page = tuple[str, Any, tuple[str, ...]]  # (file relative to the build, owner (kind, slug) or None, dependencies)
@@ -100,8 +100,11 @@ def read_file(path: Path) -> tuple[bytes, os.stat_result]:
 def fingerprint(root: Path, base_url: str | None) -> bytes:
     """Everything besides the sources that shapes the output: the code and its libraries.
 
-    A library is known by its installed entry file's size and time (a new
-    release rewrites it), which needs no import and no package metadata scan.
+    The code is the engine's (its modules and built-in templates) and the
+    site's own Python files at the project's top level (site.py and what it
+    imports from beside it). A library is known by its installed entry
+    file's size and time (a new release rewrites it), which needs no import
+    and no package metadata scan.
     """
     parts = [str(STATE_VERSION), str(root), str(base_url)]
     for name in LIBRARIES:
@@ -109,11 +112,13 @@ def fingerprint(root: Path, base_url: str | None) -> bytes:
         stat = os.stat(spec.origin) if spec and spec.origin else None
         parts.append(f"{name}:{spec and spec.origin}:{stat and (stat.st_mtime_ns, stat.st_size)}")
     package = Path(__file__).resolve().parent.parent
-    code = b"".join(path.read_bytes() for path in sorted(package.rglob("*.py")))
+    engine = [path for path in package.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
+    code = b"".join(path.read_bytes() for path in sorted(engine) + sorted(root.glob("*.py")))
     return digest("\0".join(parts).encode() + code)
 
 
-def scan_sources(root: Path, *, stat_records: bool = True) -> dict[str, tuple[int, int] | None]:
+def scan_sources(root: Path, collections: list[str], *,
+                 stat_records: bool = True) -> dict[str, tuple[int, int] | None]:
     """``path -> (mtime_ns, size)`` of every file a page can be built from.
 
     Without ``stat_records`` a record file maps to None: a freeze with no
@@ -125,7 +130,7 @@ def scan_sources(root: Path, *, stat_records: bool = True) -> dict[str, tuple[in
     if site.is_file():
         stat = site.stat()
         found["content/site.yaml"] = (stat.st_mtime_ns, stat.st_size)
-    for folder in CONTENT_FOLDERS:
+    for folder in collections:
         prefix = f"content/{folder}/"
         try:
             entries = os.scandir(root / "content" / folder)
@@ -205,44 +210,15 @@ def compare_sources(root: Path, scanned: dict[str, tuple[int, int] | None], prev
 
 # ---------------------------------------------------------------- records as plain data
 
-_DECODERS = {"dt.date": dt.date.fromordinal}
-
-
-def encode_record(record: Any) -> tuple:
-    """A record as a tuple of marshal-able values, fields in declaration order."""
-    values = []
-    for value in (getattr(record, f.name) for f in dataclasses.fields(record)):
-        values.append(value.toordinal() if isinstance(value, dt.date) else value)
-    return tuple(values)
-
-
-def record_decoder(cls: type) -> Any:
-    """The inverse of encode_record for one record class."""
-    converters = [(index, _DECODERS[f.type]) for index, f in enumerate(dataclasses.fields(cls))
-                  if f.type in _DECODERS]
-
-    def decode(values: tuple) -> Any:
-        values = list(values)
-        for index, convert in converters:
-            values[index] = convert(values[index])
-        return cls(*values)
-
-    return decode
-
-
-def field_names(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-class LazyRecords(dict):
-    """Encoded records decoded on first access: a page that reads one user decodes one."""
+class LazyRecords(Records):
+    """Encoded records (Schema.encode) decoded on first access: a page that reads one user decodes one."""
 
     def __init__(self, encoded: dict[str, tuple], decode: Any):
         super().__init__()
         self._encoded, self._decode = encoded, decode
 
     def __missing__(self, slug: str) -> Any:
-        record = self._decode(self._encoded[slug])
+        record = self._decode(slug, self._encoded[slug])
         self[slug] = record
         return record
 

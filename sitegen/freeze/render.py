@@ -26,20 +26,19 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 
 from ..app import create_app
-from ..content import RECORD_LOADERS, Content, Site, Store, User, record_order
-from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
+from ..content.loader import Content, load_record, parse_context, record_order, schema_of
+from ..content.model import Settings
 from ..errors import ContentError, SiteError, describe_template_error
+from ..routes import RecordRoute, enumerated_urls, record_routes
+from ..site import Site
+from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .fetch import Fetcher
-from .incremental import (LazyRecords, cyclic_gc, digest, encode_record, racy_cutoff, read_file,
-                          record_decoder, source_entry)
+from .incremental import LazyRecords, cyclic_gc, digest, racy_cutoff, read_file, source_entry
 
-# Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
+# Editor leftovers, and the assets of the preview-only pages (sitegen/live/).
 STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
                  "styles/login-style.css", "scripts/login-script.js"]
 MAX_PATH_SEGMENT = 200
-# The page of each record: endpoint -> (kind of record, the URL argument holding its slug).
-RECORD_PAGES = {"pages.user_profile": ("users", "username"), "pages.storefront": ("stores", "city")}
-RECORD_CLASSES = {"users": User, "stores": Store}
 PROGRESS_SECONDS = 0.1
 
 
@@ -87,7 +86,8 @@ class ShareFreezer(CheckedFreezer):
     def __init__(self, app: Flask, records: dict[str, list[str]], urls: list[str]):
         super().__init__(app, with_static_files=False, with_no_argument_rules=False)
         self.owner: tuple[str, str] | None = None
-        register_record_generators(self, {kind: iter(slugs) for kind, slugs in records.items()})
+        self.record_routes = {route.endpoint: route for route in record_routes(app)}
+        register_record_generators(self, list(self.record_routes.values()), records)
         self.url_generators = [self._noting_owner(generator) for generator in self.url_generators]
         self.pending = iter(urls)
         self._folders: set[str] = set()  # made by this freezer
@@ -105,8 +105,8 @@ class ShareFreezer(CheckedFreezer):
         @functools.wraps(generator)
         def noting():
             for endpoint, values in generator():
-                kind, argument = RECORD_PAGES[endpoint]
-                self.owner = (kind, values[argument])
+                route = self.record_routes[endpoint]
+                self.owner = (route.collection, values[route.argument])
                 yield endpoint, values
 
         return noting
@@ -174,32 +174,30 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(descriptor)
 
 
-def register_record_generators(freezer: Freezer, slugs: dict[str, list[str]]) -> None:
-    """The page of each record (see RECORD_PAGES), fed from the record names."""
+def register_record_generators(freezer: Freezer, routes: list[RecordRoute], slugs: dict[str, list[str]]) -> None:
+    """The pages of each record, one per route typed with its collection (``<users:user>``)."""
 
     @freezer.register_generator
-    def user_profiles():
-        for username in slugs.get("users", ()):
-            yield "pages.user_profile", {"username": username}
+    def record_pages():
+        for kind, names in slugs.items():
+            for route in routes:
+                if route.collection == kind:
+                    for slug in names:
+                        yield route.endpoint, {route.argument: slug}
+
+
+def register_page_generators(freezer: Freezer, counts: dict[str, int]) -> None:
+    """Parameterized pages that belong to no record: listing pages, sitemap parts."""
 
     @freezer.register_generator
-    def storefronts():
-        for city in slugs.get("stores", ()):
-            yield "pages.storefront", {"city": city}
-
-
-def register_page_generators(freezer: Freezer) -> None:
-    """Parameterized pages that belong to no record."""
-
-    @freezer.register_generator
-    def not_found_page():
-        yield "pages.not_found_page", {}
+    def engine_pages():
+        yield from enumerated_urls(freezer.app, counts)
 
 
 def register_generators(freezer: Freezer, slugs: dict[str, list[str]]) -> None:
     """Every generator the site needs, for a freeze in one Freezer."""
-    register_record_generators(freezer, slugs)
-    register_page_generators(freezer)
+    register_record_generators(freezer, record_routes(freezer.app), slugs)
+    register_page_generators(freezer, {kind: len(names) for kind, names in slugs.items()})
 
 
 def freeze_config(tree: Path) -> dict[str, Any]:
@@ -211,18 +209,20 @@ def freeze_config(tree: Path) -> dict[str, Any]:
     }
 
 
-def plan_pages(root: Path, site: Site, base_url: str | None, tree: Path,
+def plan_pages(site: Site, settings: Settings, base_url: str | None, tree: Path,
                record_counts: dict[str, int]) -> dict[str, str]:
     """The URLs that belong to no record -> their files; checks every endpoint has a generator.
 
     Record pages are generated by the workers, each over its share of the records.
     """
-    app = create_app(root, Content(site=site), base_url=base_url, config=freeze_config(tree))
+    content = Content(settings, {name: {} for name in site.collections})
+    app = create_app(site, content, base_url=base_url, config=freeze_config(tree))
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
     freezer = CheckedFreezer(app)
-    register_page_generators(freezer)
+    register_page_generators(freezer, record_counts)
     pages: dict[str, str] = {}
-    seen_endpoints = {endpoint for endpoint, (kind, _) in RECORD_PAGES.items() if record_counts[kind]}
+    # Listed by the workers, or by the engine (possibly none: a sitemap in one part).
+    seen_endpoints = {route.endpoint for route in record_routes(app)} | set(app.extensions["sitegen_enumerated"])
     with warnings.catch_warnings():
         warnings.simplefilter("error", FrozenFlaskWarning)
         try:
@@ -281,6 +281,7 @@ class Job:
     root: Path
     base_url: str | None
     site: Site
+    settings: Settings
     tree: Path
     templates: Path  # compiled templates of earlier freezes
     staged_templates: Path  # compiled by this one, committed with it
@@ -317,7 +318,9 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
     result = ShareParse()
     collections = {}
     racy_after = racy_cutoff()
-    for kind, load in RECORD_LOADERS.items():
+    context = parse_context(job.site, job.base_url or job.settings.base_url)
+    for kind, collection in job.site.collections.items():
+        schema = schema_of(collection.model, job.site)
         encoded = dict(share.known.get(kind, {}))
         loaded = {}
         for slug in share.parse.get(kind, ()):
@@ -326,16 +329,16 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
             try:
                 data, stat = read_file(path)  # read once: for the state and for the parser
                 result.sources[source] = source_entry(stat.st_mtime_ns, stat.st_size, digest(data), racy_after)
-                loaded[slug] = load(path, job.root, data)
+                loaded[slug] = load_record(schema, path, job.root, context, data)
             except (ContentError, OSError) as exc:
                 if isinstance(exc, OSError):
                     exc = ContentError(source, 1, 1, f"cannot read: {exc.strerror}")
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 continue
-            encoded[slug] = result.parsed.setdefault(kind, {})[slug] = encode_record(loaded[slug])
+            encoded[slug] = result.parsed.setdefault(kind, {})[slug] = schema.encode(loaded[slug])
         if loaded and share.known.get(kind):
             encoded = {slug: encoded[slug] for slug in sorted(encoded, key=record_order)}
-        records = LazyRecords(encoded, record_decoder(RECORD_CLASSES[kind]))
+        records = LazyRecords(encoded, schema.decode)
         records.update(loaded)
         collections[kind] = records
     return result, collections
@@ -348,9 +351,9 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
     if not (share.urls or share.records):
         return result
     recorder = Recorder()
-    content = TrackedContent(job.site, *(TrackedRecords(kind, records, recorder, complete=share.complete)
-                                         for kind, records in collections.items()), recorder=recorder)
-    app = create_app(job.root, content, base_url=job.base_url, config=freeze_config(job.tree))
+    content = TrackedContent(job.settings, {kind: TrackedRecords(kind, records, recorder, complete=share.complete)
+                                            for kind, records in collections.items()}, recorder)
+    app = create_app(job.site, content, base_url=job.base_url, config=freeze_config(job.tree))
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
     app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
     track_app(app, recorder)

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..content import Loader
+from ..content.yaml_source import Loader
 from ..errors import ContentError, SiteError
 
 ACCOUNTS_FILE = Path("content") / "accounts.yaml"

@@ -25,7 +25,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .accounts import ACCOUNTS_FILE, LoginThrottle, load_accounts, verify_password
-from ..app import site_content
+from ..content.loader import current_content as site_content
 from ..errors import ContentError, SiteError
 from .uploads import (UploadRefused, check_upload, describe_size, list_uploads, read_upload,
                       store_upload)

@@ -1,0 +1,123 @@
+"""What every site gets without declaring it: the sitemap, robots.txt, the 404 page, template globals.
+
+The sitemap lists every HTML page the site has (a page's URL ends in ``/``:
+it is frozen as ``<path>/index.html``), from the site's routes and
+collections, with no hand-kept list. Past the sitemaps protocol's 50,000 URLs
+it becomes a sitemap index over parts of at most that many.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request, url_for
+
+from .content.loader import current_content
+from .routes import PAGE_ARGUMENT, enumerate_pages, page_count, record_routes
+
+blueprint = Blueprint("sitegen", __name__, template_folder="templates")
+
+SITEMAP_LIMIT = 50_000  # URLs in one sitemap file (sitemaps.org)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    enumerate_pages(app, "sitegen.sitemap_part", _sitemap_part_urls)
+
+
+@blueprint.app_context_processor
+def site_globals() -> dict:
+    content = current_content()
+    return {"site": content.settings, "collections": content.collections, "absolute_url": absolute_url}
+
+
+def absolute_url(endpoint: str, **values: Any) -> str:
+    """The published URL of a page: the site's base URL, not the serving host.
+
+    Preview and freeze print the same sitemap and canonical links this way.
+    """
+    path = url_for(endpoint, **values)[len(request.script_root):]
+    return current_app.config["SITE_BASE_URL"].rstrip("/") + path
+
+
+@blueprint.get("/404.html")
+def not_found_page():
+    """The page a static host shows for a missing URL (frozen as build/404.html)."""
+    return render_template("404.html")
+
+
+@blueprint.app_errorhandler(404)
+def not_found(error):
+    return render_template("404.html"), 404
+
+
+@blueprint.get("/sitemap.xml")
+def sitemap():
+    pages = list(html_pages())
+    parts = _sitemap_parts(len(pages))
+    if parts == 1:
+        return _xml(render_template("sitemap.xml", pages=[absolute_url(e, **v) for e, v in pages]))
+    return _xml(render_template("sitemap_index.xml", sitemaps=[
+        absolute_url("sitegen.sitemap_part", number=number) for number in range(1, parts + 1)]))
+
+
+@blueprint.get("/sitemaps/<int:number>.xml")
+def sitemap_part(number: int):
+    pages = list(html_pages())
+    parts = _sitemap_parts(len(pages))
+    if parts == 1 or not 1 <= number <= parts:
+        abort(404)
+    chunk = pages[(number - 1) * SITEMAP_LIMIT:number * SITEMAP_LIMIT]
+    return _xml(render_template("sitemap.xml", pages=[absolute_url(e, **v) for e, v in chunk]))
+
+
+@blueprint.get("/robots.txt")
+def robots():
+    text = render_template("robots.txt", sitemap_url=absolute_url("sitegen.sitemap"))
+    return Response(text, mimetype="text/plain")
+
+
+def _xml(text: str) -> Response:
+    return Response(text, mimetype="application/xml")
+
+
+def _sitemap_parts(pages: int) -> int:
+    return max(1, math.ceil(pages / SITEMAP_LIMIT))
+
+
+def _sitemap_part_urls(app: Flask, counts: dict[str, int]) -> list[dict[str, Any]]:
+    parts = _sitemap_parts(_html_page_count(app, counts))
+    return [{"number": number} for number in range(1, parts + 1)] if parts > 1 else []
+
+
+# ---------------------------------------------------------------- the site's HTML pages
+
+def html_pages() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every HTML page of the site but the 404, as (endpoint, values): pages, listings, record pages."""
+    app, site = current_app, current_app.extensions["sitegen_site"]
+    collections = current_content().collections
+    for route in site.routes:
+        if "<" not in route.rule and route.rule.endswith("/"):
+            yield route.endpoint, {}
+    for name, collection in site.collections.items():
+        if collection.listing:
+            for number in range(1, page_count(len(collections[name]), collection.per_page) + 1):
+                yield name, {PAGE_ARGUMENT: number}
+    for route in _html_record_routes(app):
+        for slug in collections[route.collection]:
+            yield route.endpoint, {route.argument: slug}
+
+
+def _html_record_routes(app: Flask) -> list[Any]:
+    rules = {rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}
+    return [route for route in record_routes(app) if rules[route.endpoint].endswith("/")]
+
+
+def _html_page_count(app: Flask, counts: dict[str, int]) -> int:
+    """How many entries html_pages yields, from the number of records alone (to plan a freeze)."""
+    site = app.extensions["sitegen_site"]
+    total = sum(1 for route in site.routes if "<" not in route.rule and route.rule.endswith("/"))
+    total += sum(page_count(counts[name], c.per_page) for name, c in site.collections.items() if c.listing)
+    return total + sum(counts[route.collection] for route in _html_record_routes(app))

@@ -1,0 +1,176 @@
+"""Site: what a site declares in its own site.py — collections, settings, routes, template helpers.
+
+Declaring is cheap and imports neither Flask nor pydantic: ``python site.py
+freeze`` with nothing to do never loads them. The app factory (sitegen/app.py)
+turns the declarations into a Flask app; the content loader turns the record
+classes into pydantic validators when it first parses a file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .content.model import Record, Settings
+from .errors import SiteError
+
+COLLECTION_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A folder of records under content/, each a file checked against ``model``."""
+
+    name: str
+    model: type[Record]
+    listing: str | None = None  # the URL of the listing pages, e.g. "/users/"
+    per_page: int | None = None  # records on one listing page; None: all on one page
+    template: str | None = None  # the listing's template
+    api: bool = False  # served by the preview's JSON API
+
+    @property
+    def folder(self) -> str:
+        return f"content/{self.name}"
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    view: Callable[..., Any]
+    endpoint: str
+    methods: tuple[str, ...] = ("GET",)
+
+
+@dataclass
+class Site:
+    """A site's declarations; ``Site(__file__)`` takes content/, templates/ and static/ beside that file."""
+
+    file: str | os.PathLike
+    raw_html: bool = False  # whether Markdown fields may carry raw HTML (escaped otherwise)
+    root: Path = field(init=False)
+    collections: dict[str, Collection] = field(default_factory=dict, init=False)
+    settings_model: type[Settings] = field(default=Settings, init=False)
+    routes: list[Route] = field(default_factory=list, init=False)
+    template_filters: dict[str, Callable[..., Any]] = field(default_factory=dict, init=False)
+    template_globals: dict[str, Callable[..., Any]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        path = Path(self.file).resolve()
+        self.root = path.parent if path.suffix == ".py" else path
+
+    # ------------------------------------------------------------ declarations
+
+    def collection(self, name: str, *, listing: str | None = None, per_page: int | None = None,
+                   template: str | None = None, api: bool = False) -> Callable[[type[Record]], type[Record]]:
+        """Declare the records in content/NAME/ as instances of the decorated class.
+
+        ``listing`` adds listing pages at that URL (``/users/``, then
+        ``/users/page/2/`` ... when ``per_page`` is set), rendered with
+        ``template`` (default ``NAME.html``); ``api`` serves the records as
+        JSON in the preview.
+        """
+        if not COLLECTION_NAME.match(name):
+            raise SiteError(f"collection name {name!r}: use lowercase letters, digits and underscores")
+        if listing is not None and not (listing.startswith("/") and listing.endswith("/")):
+            raise SiteError(f"collection {name!r}: listing {listing!r} must start and end with '/'")
+        if per_page is not None and per_page < 1:
+            raise SiteError(f"collection {name!r}: per_page must be at least 1")
+
+        def declare(model: type[Record]) -> type[Record]:
+            if not (isinstance(model, type) and issubclass(model, Record)):
+                raise SiteError(f"collection {name!r}: {model!r} must be a subclass of sitegen.Record")
+            if name in self.collections:
+                raise SiteError(f"collection {name!r} is declared twice")
+            self.collections[name] = Collection(name, model, listing, per_page,
+                                                template or f"{name}.html" if listing else template, api)
+            return model
+
+        return declare
+
+    def settings(self, model: type[Settings]) -> type[Settings]:
+        """Declare the fields of content/site.yaml beyond title, base_url and nav."""
+        if not (isinstance(model, type) and issubclass(model, Settings)):
+            raise SiteError(f"site settings {model!r} must be a subclass of sitegen.Settings")
+        self.settings_model = model
+        return model
+
+    def route(self, rule: str, *, endpoint: str | None = None) -> Callable[[Callable], Callable]:
+        """A page of the site, as Flask's ``app.route`` (GET only: every page is frozen).
+
+        A parameter typed with a collection's name (``<users:user>``) receives
+        that record, and freeze makes one page per record.
+        """
+
+        def register(view: Callable) -> Callable:
+            self.routes.append(Route(rule, view, endpoint or view.__name__))
+            return view
+
+        return register
+
+    def template_filter(self, name: str | None = None) -> Callable[[Callable], Callable]:
+        def register(function: Callable) -> Callable:
+            self.template_filters[name or function.__name__] = function
+            return function
+
+        return register
+
+    def template_global(self, name: str | None = None) -> Callable[[Callable], Callable]:
+        def register(function: Callable) -> Callable:
+            self.template_globals[name or function.__name__] = function
+            return function
+
+        return register
+
+    # ------------------------------------------------------------ use
+
+    def records(self, name: str) -> Any:
+        """The records of collection ``name`` in the app serving the current request."""
+        from .content.loader import current_content
+
+        return current_content().collections[name]
+
+    def collection_of(self, model: type) -> Collection | None:
+        for collection in self.collections.values():
+            if collection.model is model:
+                return collection
+        return None
+
+    def page_names(self) -> list[str]:
+        """What a nav entry in content/site.yaml may name: a page without parameters, or a listing."""
+        names = [route.endpoint for route in self.routes if "<" not in route.rule]
+        return names + [name for name, collection in self.collections.items() if collection.listing]
+
+    def cli(self, args: list[str] | None = None) -> None:
+        """Run the command line: ``python site.py preview | freeze | add-account ...``."""
+        from .cli import run
+
+        run(self, args)
+
+
+SITE_FILE = "site.py"
+
+
+def load_site(root: Path) -> Site:
+    """The Site declared by ``root/site.py``, loaded by path (a module named ``site`` cannot be imported)."""
+    path = Path(root).resolve() / SITE_FILE
+    if not path.is_file():
+        raise SiteError(f"{path}: no site.py here; a site declares itself in site.py")
+    name = f"sitegen_site_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # record classes resolve their annotations through it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    sites = [value for value in vars(module).values() if isinstance(value, Site)]
+    if len(sites) != 1:
+        raise SiteError(f"{path}: expected one Site(...) at the top level, found {len(sites)}")
+    return sites[0]
