@@ -49,7 +49,7 @@ from pathlib import Path
 sys.path.insert(0, {repo!r})
 from flask_frozen import Freezer
 from sitegen.app import create_app
-from sitegen.content import load_content
+from sitegen.content.loader import load_content
 from sitegen.freeze.render import register_generators
 root, dest = Path(sys.argv[1]), sys.argv[2]
 if sys.argv[3:] == ["pure-python-yaml"]:

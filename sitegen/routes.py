@@ -1,6 +1,6 @@
 """The site's routes in the app: a URL converter per collection, listing pages, and every URL to freeze.
 
-``<users:user>`` in a rule hands the view the record whose slug is in the
+``<events:event>`` in a rule hands the view the record whose slug is in the
 URL (an unknown slug is a 404), and ``url_for(..., user=record)`` takes a
 record or a slug. Because the converter says which collection a parameter
 walks, freeze lists one URL per record without being told; a parameter it
@@ -146,7 +146,7 @@ def record_routes(app: Flask) -> list[RecordRoute]:
                        if isinstance(c, CollectionConverter)]
         if len(arguments) != 1 or len(collections) != 1:
             raise SiteError(f"site.py: route {rule.rule!r} ({rule.endpoint}): freeze cannot list its URLs; "
-                            "give it exactly one parameter typed with a collection, as in <users:user>")
+                            "give it exactly one parameter typed with a collection, as in <events:event>")
         found.append(RecordRoute(rule.endpoint, collections[0][1], collections[0][0]))
     return found
 

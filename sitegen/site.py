@@ -29,7 +29,7 @@ class Collection:
 
     name: str
     model: type[Record]
-    listing: str | None = None  # the URL of the listing pages, e.g. "/users/"
+    listing: str | None = None  # the URL of the listing pages, e.g. "/events/"
     per_page: int | None = None  # records on one listing page; None: all on one page
     template: str | None = None  # the listing's template
     api: bool = False  # served by the preview's JSON API
@@ -70,8 +70,8 @@ class Site:
                    template: str | None = None, api: bool = False) -> Callable[[type[Record]], type[Record]]:
         """Declare the records in content/NAME/ as instances of the decorated class.
 
-        ``listing`` adds listing pages at that URL (``/users/``, then
-        ``/users/page/2/`` ... when ``per_page`` is set), rendered with
+        ``listing`` adds listing pages at that URL (``/events/``, then
+        ``/events/page/2/`` ... when ``per_page`` is set), rendered with
         ``template`` (default ``NAME.html``); ``api`` serves the records as
         JSON in the preview.
         """
@@ -103,7 +103,7 @@ class Site:
     def route(self, rule: str, *, endpoint: str | None = None) -> Callable[[Callable], Callable]:
         """A page of the site, as Flask's ``app.route`` (GET only: every page is frozen).
 
-        A parameter typed with a collection's name (``<users:user>``) receives
+        A parameter typed with a collection's name (``<events:event>``) receives
         that record, and freeze makes one page per record.
         """
 

@@ -39,6 +39,13 @@ class Content:
     settings: Settings
     collections: dict[str, Records]
 
+    def __getattr__(self, name: str) -> Records:
+        """A collection by its name: ``content.events``."""
+        try:
+            return self.__dict__["collections"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
 
 def current_content() -> Content:
     """The content of the app handling the current request."""
@@ -140,7 +147,7 @@ def check_slug(slug: str) -> str | None:
         return f"name {slug!r} is longer than {MAX_SLUG_LENGTH} characters"
     if not SLUG_PATTERN.match(slug):
         return (f"name {slug!r} is not a valid slug: use lowercase ASCII letters, digits "
-                "and single hyphens (e.g. guido-van-rossum.yaml)")
+                "and single hyphens (e.g. opening-night.yaml)")
     if slug in RESERVED_SLUGS:
         return f"name {slug!r} is reserved"
     return None

@@ -1,8 +1,8 @@
 """The content types a site declares, and how one YAML mapping becomes one checked record.
 
-A site subclasses ``Record`` with annotated fields (``name: str``,
-``joined: date``, ``bio: Markdown = ""``, ``store: Store`` for a reference to
-another collection). Declaring one is plain Python; the first file parsed
+A site subclasses ``Record`` with annotated fields (``title: str``,
+``starts: date``, ``summary: Markdown = Markdown()``, ``venue: Venue`` for a
+reference to a record of another collection). Declaring one is plain Python; the first file parsed
 builds a strict pydantic v2 model from the annotations (unknown fields
 refused, ``no`` is not text, ``12:30`` is not a time) and every error's
 location is walked down the YAML node tree to ``file:line:col``.
@@ -72,7 +72,7 @@ class NavItem:
 
 
 class Markdown:
-    """Text written in Markdown (CommonMark), shown as HTML: ``{{ user.bio }}``.
+    """Text written in Markdown (CommonMark), shown as HTML: ``{{ event.summary }}``.
 
     Rendered once when the record is read, never per page view. Raw HTML in
     the text is escaped unless the site allows it (``Site(..., raw_html=True)``);
@@ -109,9 +109,29 @@ class Markdown:
 
 
 class StaticFile(str):
-    """A path under static/ (``images/ada.jpg``), checked to exist: ``url_for('static', filename=user.photo)``."""
+    """A path under static/ (``images/poster.jpg``), checked to exist: ``url_for('static', filename=event.poster)``."""
 
     __slots__ = ()
+
+
+def plain_fields(record: Record) -> dict[str, Any]:
+    """A record as JSON-ready data: its slug and fields; dates as YYYY-MM-DD, Markdown as its text,
+    references as slugs."""
+    return {key: _plain(value) for key, value in record.__dict__.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Markdown):
+        return value.source
+    if isinstance(value, NavItem):
+        return {"label": value.label, "page": value.page}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 class Invalid(Exception):

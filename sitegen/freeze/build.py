@@ -13,7 +13,7 @@ worker process); this module decides what to render and keeps the promises:
 The plan, in rounds of workers: first each worker parses its share of the
 changed records and renders the pages of those records; as soon as every
 record is parsed, more workers render, with every record at hand, the pages
-that list records (the home page, /users/, the sitemap) and the rest, beside
+that list records (the home page, listings, the sitemap) and the rest, beside
 the first ones; last, any record page that turned out to list records. Flask
 is imported only when some page has to be rendered.
 """

@@ -3,17 +3,18 @@
 A page's dependencies are plain strings:
 
 - a source file, by its path in the project: its record's YAML
-  (``content/users/ada.yaml``), ``content/site.yaml``, every template it
+  (``content/events/opening.yaml``), ``content/site.yaml``, every template it
   rendered with all they extend or include (``templates/base.html``), the
   static file it serves (``static/styles/site.css``);
 - a static file it links to (``static?styles/site.css``): only whether it
   exists matters, since the link does not carry the file's content;
-- a collection as a whole: the list of its records (``users:*``), for pages
+- a collection as a whole: the list of its records (``events:*``), for pages
   that list records or link to each;
-- one field of one record reached through a list (``users:ada.name``): a
+- one field of one record reached through a list (``events:opening.title``): a
   listing page depends on the fields it shows of the records it shows.
-  Editing a user's bio then re-renders their profile only, and renaming them
-  their profile and the one listing page that shows them.
+  Editing a record's text field then re-renders the record's own page only,
+  and editing a field a listing shows, that page and the one listing page
+  that shows the record.
 
 Nothing here changes what a page renders: the wrappers hand back the very
 same values, they only take notes.
@@ -91,7 +92,7 @@ class ListedRecord:
 
 
 class TrackedRecords(Mapping):
-    """One collection (users, stores) as the pages see it.
+    """One collection as the pages see it.
 
     Looking a record up makes the page depend on that record's file; listing
     the collection makes it depend on the list and on the fields it reads.

@@ -8,7 +8,7 @@ inside what a host serves). It holds:
   size or mtime moved, and a file modified just before a freeze is hashed
   again next time (an edit within one timestamp tick keeps the mtime);
 - ``records``: every parsed record, encoded as plain tuples, so pages that
-  list all users can be re-rendered without parsing 10,000 files;
+  list every record can be re-rendered without parsing 10,000 files;
 - ``pages``: ``url -> (file, owner, dependencies)`` (see dependencies.py).
 
 It is read with one ``marshal.loads`` and written only as part of a commit.

@@ -175,15 +175,19 @@ def _write_file(path: str, data: bytes) -> None:
 
 
 def register_record_generators(freezer: Freezer, routes: list[RecordRoute], slugs: dict[str, list[str]]) -> None:
-    """The pages of each record, one per route typed with its collection (``<users:user>``)."""
+    """The pages of each record, one per route typed with its collection (``<events:event>``).
+
+    One iterator for all: a share that restarts its generators after a
+    deferred page goes on from the page after it. A list's iterator, not a
+    generator, since closing the generator that was interrupted must not
+    end it.
+    """
+    pages = iter([(route.endpoint, {route.argument: slug}) for kind, names in slugs.items()
+                  for slug in names for route in routes if route.collection == kind])
 
     @freezer.register_generator
     def record_pages():
-        for kind, names in slugs.items():
-            for route in routes:
-                if route.collection == kind:
-                    for slug in names:
-                        yield route.endpoint, {route.argument: slug}
+        yield from pages
 
 
 def register_page_generators(freezer: Freezer, counts: dict[str, int]) -> None:

@@ -26,6 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .accounts import ACCOUNTS_FILE, LoginThrottle, load_accounts, verify_password
 from ..content.loader import current_content as site_content
+from ..content.model import plain_fields
 from ..errors import ContentError, SiteError
 from .uploads import (UploadRefused, check_upload, describe_size, list_uploads, read_upload,
                       store_upload)
@@ -224,7 +225,7 @@ def login():
 @blueprint.post("/logout")
 def logout():
     session.clear()
-    response = redirect(url_for("pages.index"), 303)
+    response = redirect(request.script_root + "/", 303)  # the site's home page
     response.delete_cookie("username", httponly=True, samesite="Lax")
     return response
 
@@ -280,7 +281,7 @@ def csrf_refused(error):
                           "(its CSRF token is missing or wrong). Reload the page and try again.", 400)
 
 
-# ---------------------------------------------------------------- /api/users/
+# ---------------------------------------------------------------- /api/COLLECTION/
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify(message=message)
@@ -308,20 +309,31 @@ def api_key_required(view):
     return wrapped
 
 
-@blueprint.get("/api/users/")
-@api_key_required
-def api_users():
-    return jsonify(usernames=sorted(site_content().users))
+def _exposed_records(collection: str):
+    """The records of a collection the site serves through the API (``api=True``), or None."""
+    declared = current_app.extensions["sitegen_site"].collections.get(collection)
+    return site_content().collections[collection] if declared and declared.api else None
 
 
-@blueprint.get("/api/users/<username>")
+@blueprint.get("/api/<collection>/")
 @api_key_required
-def api_user(username: str):
-    user = site_content().users.get(username)
-    if user is None:
-        return api_error(404, f"No user named {username!r}.")
-    return jsonify(username=user.username, name=user.name, joined=user.joined.isoformat(),
-                   awards=list(user.awards))
+def api_records(collection: str):
+    records = _exposed_records(collection)
+    if records is None:
+        return api_error(404, f"No collection named {collection!r} is served by the API.")
+    return jsonify(collection=collection, slugs=sorted(records))
+
+
+@blueprint.get("/api/<collection>/<slug>")
+@api_key_required
+def api_record(collection: str, slug: str):
+    records = _exposed_records(collection)
+    if records is None:
+        return api_error(404, f"No collection named {collection!r} is served by the API.")
+    record = records.get(slug)
+    if record is None:
+        return api_error(404, f"No record named {slug!r} in {collection}.")
+    return jsonify(plain_fields(record))
 
 
 # ---------------------------------------------------------------- /me

@@ -51,7 +51,8 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from tornado.wsgi import WSGIContainer
 
 from ..app import create_app
-from ..content import Content, load_content, reload_file
+from ..content.loader import Content, check_references, load_content, reload_file
+from ..site import Site, load_site
 from ..errors import ContentError, ContentErrors, SiteError, describe_template_error
 from ..live.views import insert_before_body_end, preview_only
 from .watch import FileWatcher, Fingerprint, is_ignored
@@ -67,9 +68,14 @@ DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
 BODY_LIMIT_MARGIN = 64 * 1024
 
 
-def build_preview_app(root: Path, content: Content) -> Flask:
+def build_preview_app(site: Site, content: Content) -> Flask:
     """The app the preview serves: the site's app, with errors left to the preview."""
-    return create_app(root, content, live=True, config={"PROPAGATE_EXCEPTIONS": True})
+    return create_app(site, content, live=True, config={"PROPAGATE_EXCEPTIONS": True})
+
+
+def site_code(root: Path) -> list[Path]:
+    """The site's own Python files (site.py and its neighbours): an edit restarts the preview."""
+    return sorted(root.glob("*.py"))
 
 
 def echo(message: str) -> None:
@@ -88,13 +94,15 @@ class PreviewSite:
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
+        self.site = load_site(self.root)
         self.lock = threading.RLock()
         self.app: Flask | None = None
         self.content_errors: dict[str, str] = {}
+        self.reference_errors: list[str] = []
         self.template_errors: list[str] = []
         self.render_errors: list[str] = []  # template errors met while rendering a page
         self._reported: set[str] = set()
-        self._fingerprint = Fingerprint([*self.source_folders, ENGINE_DIR])
+        self._fingerprint = Fingerprint([*self.source_folders, ENGINE_DIR], files=site_code(self.root))
         self._load_everything()
         self.report()
 
@@ -108,7 +116,7 @@ class PreviewSite:
 
     @property
     def errors(self) -> list[str]:
-        return [*self.content_errors.values(), *self.template_errors, *self.render_errors]
+        return [*self.content_errors.values(), *self.reference_errors, *self.template_errors, *self.render_errors]
 
     def apply(self, paths: Iterable[Path]) -> list[str] | None:
         """Take in changed files; return the URL paths of the stylesheets to swap
@@ -127,6 +135,9 @@ class PreviewSite:
             else:
                 for path in content:
                     self._reload_content(path)
+                if content:
+                    self.reference_errors = [str(error) for error in check_references(
+                        self.site, self.root, self.app.extensions["site_content"])]
                 if templates:
                     self.app.jinja_env.cache.clear()
                     self.template_errors = self._check_templates()
@@ -165,19 +176,19 @@ class PreviewSite:
 
     def _load_everything(self) -> None:
         try:
-            content = load_content(self.root)
+            content = load_content(self.site, self.root)
         except ContentErrors as exc:
             self.content_errors = {error.path: str(error) for error in exc.errors}
             self.app = None
             return
-        self.content_errors = {}
-        self.app = build_preview_app(self.root, content)
+        self.content_errors, self.reference_errors = {}, []
+        self.app = build_preview_app(self.site, content)
         self.template_errors = self._check_templates()
 
     def _reload_content(self, path: Path) -> None:
         shown = path.relative_to(self.root).as_posix()
         try:
-            content = reload_file(self.app.extensions["site_content"], path, self.root)
+            content = reload_file(self.site, self.app.extensions["site_content"], path, self.root)
         except ContentError as exc:
             self.content_errors[shown] = str(exc)
             return
@@ -319,7 +330,7 @@ class PreviewServer(Server):
     """livereload's Server running the app on a thread pool behind a size-limited HTTP server."""
 
     def __init__(self, site: PreviewSite):
-        watcher = FileWatcher([*site.source_folders, ENGINE_DIR], self.changed)
+        watcher = FileWatcher([*site.source_folders, ENGINE_DIR], self.changed, top_level=[site.root])
         super().__init__(PreviewMiddleware(site), watcher=watcher)
         self.site = site
         self.exit_code = 0
@@ -347,10 +358,11 @@ class PreviewServer(Server):
         return http_server
 
     def changed(self, paths: set[Path]) -> None:
-        """A batch of saved files: restart for engine code, else apply and tell the tabs."""
-        engine = sorted(p for p in paths if p.is_relative_to(ENGINE_DIR))
-        if engine:
-            echo(f"{engine[0].relative_to(ENGINE_DIR.parent).as_posix()} changed: restarting")
+        """A batch of saved files: restart for engine or site code, else apply and tell the tabs."""
+        code = sorted(p for p in paths
+                      if p.is_relative_to(ENGINE_DIR) or p.suffix == ".py" and p.parent == self.site.root)
+        if code:
+            echo(f"{code[0].relative_to(code[0].parent.parent).as_posix()} changed: restarting")
             self.exit_code = RESTART_EXIT_CODE
             IOLoop.current().stop()
             return
@@ -405,9 +417,9 @@ def run_preview(root: Path, host: str, port: int, *, open_browser: bool = False)
                 continue
             if code in (0, -signal.SIGINT):
                 return
-            echo(f"the preview stopped (exit status {code}); it restarts when you save a file in "
-                 f"{ENGINE_DIR.name}/")
-            _wait_for_engine_change()
+            echo(f"the preview stopped (exit status {code}); it restarts when you save site.py "
+                 f"or a file in {ENGINE_DIR.name}/")
+            _wait_for_code_change(Path(root))
     except KeyboardInterrupt:
         pass
     finally:
@@ -416,9 +428,9 @@ def run_preview(root: Path, host: str, port: int, *, open_browser: bool = False)
             child.wait()
 
 
-def _wait_for_engine_change() -> None:
-    before = Fingerprint([ENGINE_DIR]).value
-    while Fingerprint([ENGINE_DIR]).value == before:
+def _wait_for_code_change(root: Path) -> None:
+    before = Fingerprint([ENGINE_DIR], files=site_code(root)).value
+    while Fingerprint([ENGINE_DIR], files=site_code(root)).value == before:
         time.sleep(0.3)
 
 

@@ -62,11 +62,13 @@ class Fingerprint:
     lets a tab tell a restart that changed nothing from one that did.
     """
 
-    def __init__(self, folders: Iterable[Path]):
+    def __init__(self, folders: Iterable[Path], *, files: Iterable[Path] = ()):
         self._digests: dict[str, int] = {}
         self.value = 0
         for folder in folders:
             self._scan(str(folder))
+        for file in files:
+            self.update(file)
 
     def _scan(self, folder: str) -> None:
         # os.scandir, not Path objects: 10,000 files take ~50 ms instead of 140.
@@ -111,8 +113,10 @@ class FileWatcher:
     """
 
     def __init__(self, folders: Iterable[Path], on_batch: Callable[[set[Path]], None], *,
+                 top_level: Iterable[Path] = (),
                  quiet: float = 0.05, settle: float = 0.01, max_wait: float = 0.5):
         self.folders = [Path(folder) for folder in folders]
+        self.top_level = [Path(folder) for folder in top_level]  # their .py files only, not subfolders
         self.on_batch = on_batch
         self.quiet, self.settle, self.max_wait = quiet, settle, max_wait
         self._pending: set[Path] = set()
@@ -138,14 +142,16 @@ class FileWatcher:
         for folder in self.folders:
             if folder.is_dir():
                 observer.schedule(handler, str(folder), recursive=True)
+        for folder in self.top_level:
+            observer.schedule(handler, str(folder), recursive=False)
         observer.start()
         return observer
 
     def _events_seen(self, paths: list[Path], complete: bool) -> None:
         """Runs on watchdog's thread: hand the paths to the loop's thread."""
         relevant = [path for path in paths
-                    if (relative := _relative_to_any(path, self.folders)) is not None
-                    and not is_ignored(relative)]
+                    if (relative := _relative_to_any(path, self.folders)) is not None and not is_ignored(relative)
+                    or path.parent in self.top_level and path.suffix == ".py"]
         if relevant:
             self._loop.add_callback(self._arm, relevant, complete)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import parse_html
+from support import parse_html
 
 
 def test_profile_uses_the_tutorial_template(client):

@@ -10,9 +10,9 @@ import pytest
 from flask import Flask, redirect
 from flask_frozen import Freezer
 
-from conftest import REPO
+from support import EXAMPLE
 from sitegen.app import create_app
-from sitegen.content import load_content
+from sitegen.content.loader import load_content
 from sitegen.freeze.fetch import Fetcher
 from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
@@ -53,8 +53,8 @@ def test_parallel_freeze_writes_what_stock_frozen_flask_writes(make_project, tmp
 
 def test_sub_path_freeze_writes_what_stock_frozen_flask_writes(tmp_path):
     stock, ours = tmp_path / "stock", tmp_path / "ours"
-    stock_freeze(REPO, stock, base_url="https://example.org/sub/")
-    freeze_site(REPO, ours, base_url="https://example.org/sub/", jobs=2)
+    stock_freeze(EXAMPLE, stock, base_url="https://example.org/sub/")
+    freeze_site(EXAMPLE, ours, base_url="https://example.org/sub/", jobs=2)
     ours_files = snapshot(ours)
     assert ours_files.pop(MARKER)
     assert ours_files == snapshot(stock)

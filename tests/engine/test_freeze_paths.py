@@ -6,34 +6,30 @@ must refuse any page that would land outside the build or on another page.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-
 import pytest
 
-from conftest import REPO
-from sitegen.freeze import build as freeze, render
-from sitegen.content import load_content
+from support import EXAMPLE
+from sitegen.content.loader import load_content, schema_of
 from sitegen.errors import SiteError
-from sitegen.freeze.incremental import encode_record
+from sitegen.freeze import build as freeze, render
+from sitegen.site import load_site
 
 
 def freeze_with_users(monkeypatch, tmp_path, *usernames):
     """Freeze the example with extra users whose names never went through validation."""
-    template = load_content(REPO).users["ada-lovelace"]
+    site = load_site(EXAMPLE)
+    template = schema_of(site.collections["users"].model, site).encode(load_content(site).users["ada-lovelace"])
     checked_names = freeze.Build._slugs
 
     def names_past_validation(build):
         slugs, errors = checked_names(build)
-        build.old_records = {"stores": {}, "users": {
-            name: encode_record(dataclasses.replace(template, username=name, joined=dt.date(2020, 1, 1)))
-            for name in usernames}}
+        build.old_records = {"stores": {}, "users": {name: template for name in usernames}}
         return {**slugs, "users": slugs["users"] + list(usernames)}, errors
 
     monkeypatch.setattr(freeze.Build, "_slugs", names_past_validation)
     dest = tmp_path / "build"
     with pytest.raises(SiteError) as caught:
-        freeze.freeze_site(REPO, dest)
+        freeze.freeze_site(EXAMPLE, dest)
     assert not dest.exists()
     assert not any(tmp_path.iterdir()), "the staging or state folder was left behind"
     return str(caught.value)

@@ -16,7 +16,7 @@ from flask import Flask, jsonify
 from tornado.ioloop import IOLoop
 from werkzeug.test import Client
 
-from conftest import REPO, parse_html
+from support import EXAMPLE, parse_html
 from sitegen.preview.server import PreviewServer, PreviewSite, PreviewMiddleware
 
 PREVIEW_BLOCK = re.compile(rb"<!--preview-->.*?<!--/preview-->", re.DOTALL)
@@ -28,7 +28,7 @@ def without_preview(body: bytes) -> bytes:
 
 @pytest.fixture
 def site():
-    return PreviewSite(REPO)
+    return PreviewSite(EXAMPLE)
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_options_is_answered_without_a_body(preview):
 
 def test_stylesheets_and_xml_pass_untouched(preview):
     css = preview.get("/static/styles/site.css")
-    assert css.data == (REPO / "static/styles/site.css").read_bytes()
+    assert css.data == (EXAMPLE / "static/styles/site.css").read_bytes()
     head = preview.head("/static/styles/site.css")
     assert head.data == b"" and head.headers["Content-Length"] == str(len(css.data))
     sitemap = preview.get("/sitemap.xml")
@@ -125,7 +125,7 @@ def test_json_is_never_touched_even_when_it_looks_like_html(site):
 
 def test_live_api_json_passes_the_preview_byte_for_byte(monkeypatch):
     monkeypatch.setenv("SITE_API_KEY", "preview-api-key")
-    site = PreviewSite(REPO)
+    site = PreviewSite(EXAMPLE)
     direct = site.app.test_client().get("/api/users/guido-van-rossum?key=preview-api-key")
     response = Client(PreviewMiddleware(site)).get("/api/users/guido-van-rossum?key=preview-api-key")
     assert response.status_code == 200 and response.mimetype == "application/json"

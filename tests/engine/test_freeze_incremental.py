@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
+from support import EXAMPLE, REPO
 from sitegen.freeze import incremental
 from sitegen.cli import main
 from sitegen.errors import SiteError
@@ -20,7 +20,7 @@ from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
 from test_freeze import snapshot
 
-USER = "username: {slug}\nname: {name}\njoined: 20{year:02d}-0{month}-1{day}\nbio: {bio}\n"
+USER = "name: {name}\njoined: 20{year:02d}-0{month}-1{day}\nbio: {bio}\n"
 STORE = "city: {city}\nname: {name}\naddress: |-\n  {number} Main Street\nhours:\n  Every day: \"9-5\"\nphone: +1 555 {number}\n"
 
 
@@ -48,8 +48,8 @@ def clean_copy(root: Path, tmp_path: Path, name: str) -> dict[str, bytes]:
 def test_nothing_changed_renders_nothing(project):
     first = freeze_site(project, project / "build")
     again = freeze_site(project, project / "build")
-    assert first.rendered == first.pages == 72
-    assert (again.pages, again.rendered, again.removed) == (72, 0, 0)
+    assert first.rendered == first.pages == 74  # 53 users on 3 listing pages
+    assert (again.pages, again.rendered, again.removed) == (74, 0, 0)
 
 
 def test_a_bio_edit_renders_only_that_profile(project, tmp_path):
@@ -61,20 +61,28 @@ def test_a_bio_edit_renders_only_that_profile(project, tmp_path):
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "bio")
 
 
-def test_a_name_edit_also_renders_the_pages_that_list_names(project, tmp_path):
+def test_a_name_edit_also_renders_the_one_listing_page_that_shows_the_name(project, tmp_path):
     freeze_site(project, project / "build")
     path = project / "content/users/member-007.yaml"
     path.write_text(path.read_text().replace("Member 7", "Renamed Seven"))
     result = freeze_site(project, project / "build")
-    assert result.rendered == 3  # the profile, /users/ and the home page (its first cards)
+    assert result.rendered == 2  # the profile and /users/ (page 1 of 3); the home page shows others
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "name")
+
+
+def test_a_name_edit_of_a_record_on_the_home_page_renders_it_too(project, tmp_path):
+    freeze_site(project, project / "build")
+    path = project / "content/users/ada-lovelace.yaml"
+    path.write_text(path.read_text().replace("Ada Lovelace", "Augusta Ada King"))
+    assert freeze_site(project, project / "build").rendered == 3  # the profile, /users/ and the home page
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "home")
 
 
 def test_an_included_template_edit_renders_only_the_pages_that_include_it(project):
     freeze_site(project, project / "build")
     card = project / "templates/_user_card.html"
     card.write_text(card.read_text().replace('class="card"', 'class="card person"'))
-    assert freeze_site(project, project / "build").rendered == 2  # /users/ and the home page
+    assert freeze_site(project, project / "build").rendered == 4  # the 3 pages of /users/ and the home page
 
 
 def test_an_optional_include_is_picked_up_when_it_appears(project, tmp_path):
@@ -102,28 +110,23 @@ def test_a_deleted_record_removes_its_page(project):
     result = freeze_site(project, project / "build")
     assert result.removed == 1
     assert not (project / "build/users/member-007").exists()
-    assert result.pages == 71
+    assert result.pages == 73
 
 
 def test_clean_flag_renders_every_page(project):
     freeze_site(project, project / "build")
     result = CliRunner().invoke(main, ["--root", str(project), "freeze", "--clean", "--jobs", "2"])
     assert result.exit_code == 0, result.output
-    assert "(72 rendered, 0 removed)" in result.output
+    assert "(74 rendered, 0 removed)" in result.output
 
 
-def test_a_record_page_that_counts_every_record_follows_additions(project, tmp_path, monkeypatch):
-    from sitegen import pages
+def test_a_record_page_that_counts_every_record_follows_additions(project, tmp_path):
     from test_freeze import page
 
-    render_template = pages.render_template
-
-    def with_head_count(name, **context):
-        if name == "profile.html":
-            context["people"] = len(pages.site_content().users)
-        return render_template(name, **context)
-
-    monkeypatch.setattr(pages, "render_template", with_head_count)
+    site_file = project / "site.py"
+    site_file.write_text(site_file.read_text().replace(
+        'return render_template("profile.html", user=user,',
+        'return render_template("profile.html", people=len(site.records("users")), user=user,'))
     profile = project / "templates/profile.html"
     profile.write_text(profile.read_text().replace(
         "<h1>{{ user.name }}</h1>", '<h1>{{ user.name }}</h1><p class="count">{{ people }} people</p>'))
@@ -198,7 +201,7 @@ def test_a_second_freeze_into_the_same_folder_is_refused_while_one_runs(project)
             freeze_site(project, project / "build")
         assert not (project / ".build.staging").exists()
         assert snapshot(project / "build") == before
-    assert freeze_site(project, project / "build").rendered == 3
+    assert freeze_site(project, project / "build").rendered == 2
 
 
 def test_nothing_changed_does_not_import_flask(project):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIVE_USER, csrf_token, parse_html, sign_in
+from support import LIVE_USER, csrf_token, parse_html, sign_in
 from sitegen.errors import SiteError
 from sitegen.live.uploads import STORED_NAME, list_uploads, shown_name, store_upload
 

@@ -10,10 +10,10 @@ import pytest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from conftest import API_KEY, LIVE_PASSWORD, LIVE_USER, REPO, csrf_token, parse_html, sign_in
+from support import API_KEY, LIVE_PASSWORD, LIVE_USER, EXAMPLE, csrf_token, parse_html, sign_in
 from sitegen.live import accounts
 from sitegen.app import create_app
-from sitegen.content import load_content
+from sitegen.content.loader import load_content
 from sitegen.errors import SiteError
 from sitegen.live.views import load_secret_key
 
@@ -34,7 +34,7 @@ def live_endpoint(adapter, path: str, method: str = "GET") -> str | None:
 # ---------------------------------------------------------------- preview only
 
 def test_the_freezing_app_has_no_live_pages(example_content):
-    app = create_app(REPO, example_content)
+    app = create_app(EXAMPLE, example_content)
     assert not [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("live.")]
 
 

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from sitegen.content import load_content
+from sitegen.content.loader import load_content
 from sitegen.errors import ContentErrors
+from sitegen.site import load_site
 
 GOOD_USER = """\
-username: {slug}
 name: Test Person
 joined: 2020-01-31
 awards: [One]
@@ -25,7 +25,7 @@ def write_user(root, slug, text=None):
 
 def errors_of(root) -> list[str]:
     with pytest.raises(ContentErrors) as caught:
-        load_content(root)
+        load_content(load_site(root))
     return [str(error) for error in caught.value.errors]
 
 
@@ -43,16 +43,16 @@ def test_example_content_loads_with_typed_fields(example_content):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("username: x\nname: [unclosed\n", ":3:1: invalid YAML"),
-        ("username: bad-yaml\njoined: 2020-01-01\n", ":1:1: missing required field 'name'"),
-        ("username: bad-yaml\nname: no\njoined: 2020-01-01\n", ":2:7: expected text, got a boolean"),
-        ("username: bad-yaml\nname: N\njoined: 12:30:00\n", ":3:9: expected a date written YYYY-MM-DD"),
-        ("username: bad-yaml\nname: N\njoined: 2020-01-01\njoined: 2021-01-01\n",
+        ("joined: 2020-01-01\nname: [unclosed\n", ":3:1: invalid YAML"),
+        ("bio: hi\njoined: 2020-01-01\n", ":1:1: missing required field 'name'"),
+        ("bio: hi\nname: no\njoined: 2020-01-01\n", ":2:7: expected text, got a boolean"),
+        ("bio: hi\nname: N\njoined: 12:30:00\n", ":3:9: expected a date written YYYY-MM-DD"),
+        ("bio: hi\nname: N\njoined: 2020-01-01\njoined: 2021-01-01\n",
          ":4:1: duplicate key 'joined' (first set on line 3)"),
-        ("username: bad-yaml\nname: N\njoined: 2020-01-01\nemail: a@b.c\n", ":4:1: unknown field 'email'"),
-        ("username: bad-yaml\nname: &n N\njoined: 2020-01-01\nbio: *n\n", ":2:7: anchors (&n) are not allowed"),
-        ("username: other\nname: N\njoined: 2020-01-01\n", ":1:11: username 'other' must match the file name"),
-        ("username: bad-yaml\nname: N\njoined: 2020-01-01\nawards: [ok, 0755]\n", ":4:14: expected text, got a number"),
+        ("bio: hi\nname: N\njoined: 2020-01-01\nemail: a@b.c\n", ":4:1: unknown field 'email'"),
+        ("bio: hi\nname: &n N\njoined: 2020-01-01\nbio: *n\n", ":2:7: anchors (&n) are not allowed"),
+        ("bio: hi\nname: N\njoined: 2020-01-01\nawards: [ok, 0755]\n", ":4:14: expected text, got a number"),
+        ("name: N\njoined: 2020-01-01\nbio: ''\n", ":3:6: must not be empty"),
         ("", ":1:1: file is empty"),
         ("- a list\n", ":1:1: expected a mapping of fields"),
     ],
@@ -67,7 +67,7 @@ def test_bad_user_file_is_reported_with_file_line_and_column(make_project, text,
 def test_all_errors_of_a_run_are_reported_together(make_project):
     root = make_project()
     write_user(root, "first", "name: [\n")
-    write_user(root, "second", "username: second\n")
+    write_user(root, "second", "bio: hello\n")
     found = errors_of(root)
     assert [line.split(":")[0] for line in found] == ["content/users/first.yaml", "content/users/second.yaml"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from support import EXAMPLE, REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
@@ -28,7 +28,7 @@ class PreviewProcess:
     def __init__(self, root: Path):
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "site.py"), "--root", str(root), "preview", "--port", "0"],
+            [sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "preview", "--port", "0"],
             stderr=subprocess.PIPE, text=True)
         first = self.process.stderr.readline()
         match = re.search(r"at (http://\S+/) ", first)

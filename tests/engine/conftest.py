@@ -1,7 +1,9 @@
-"""Shared fixtures: the example site as an app, a client, and one frozen build.
+"""Fixtures of the engine's tests: a fixture site shaped like the example, as an app, a client,
+and one frozen build; a private copy of a fixture site that a test may break.
 
-The frozen build is made once per session into a temporary folder, never
-into the repository's own build/.
+The engine's tests never read the repository's own content/: a site owner
+replaces it at will. The frozen build is made once per session into a
+temporary folder, never into a build/ folder of the repository.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from bs4 import BeautifulSoup
 
 from sitegen.app import create_app
-from sitegen.content import load_content
+from sitegen.content.loader import load_content
 from sitegen.freeze import freeze_site
+from sitegen.site import load_site
+from support import API_KEY, EXAMPLE, LIVE_PASSWORD, LIVE_USER, SITES
 
-REPO = Path(__file__).resolve().parent.parent
-PROJECT_PARTS = ("content", "templates", "static")
+PROJECT_PARTS = ("site.py", "content", "templates", "static")
 
 
 @pytest.fixture(autouse=True)
@@ -27,9 +29,14 @@ def secret_key_from_environment(monkeypatch):
     monkeypatch.setenv("SITE_SECRET_KEY", "test-secret-key-0123456789")
 
 
+@pytest.fixture(scope="session")
+def example_site():
+    return load_site(EXAMPLE)
+
+
 @pytest.fixture
-def app():
-    return create_app(REPO, load_content(REPO), config={"TESTING": True})
+def app(example_site, example_content):
+    return create_app(example_site, example_content, config={"TESTING": True})
 
 
 @pytest.fixture
@@ -39,12 +46,17 @@ def client(app):
 
 @pytest.fixture
 def make_project(tmp_path):
-    """A private copy of the example project that a test may break at will."""
+    """A private copy of a fixture site (the example's shape by default) that a test may break at will."""
 
-    def make() -> Path:
+    def make(name: str = "example") -> Path:
         root = tmp_path / "project"
+        root.mkdir()
         for part in PROJECT_PARTS:
-            shutil.copytree(REPO / part, root / part)
+            source = SITES / name / part
+            if source.is_dir():
+                shutil.copytree(source, root / part)
+            else:
+                shutil.copy2(source, root / part)
         return root
 
     return make
@@ -53,27 +65,20 @@ def make_project(tmp_path):
 @pytest.fixture(scope="session")
 def frozen_build(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("frozen") / "build"
-    freeze_site(REPO, dest)
+    freeze_site(EXAMPLE, dest)
     return dest
 
 
 @pytest.fixture(scope="session")
-def example_content():
-    return load_content(REPO)
-
-
-def parse_html(data: bytes | str) -> BeautifulSoup:
-    return BeautifulSoup(data, "html.parser")
+def example_content(example_site):
+    return load_content(example_site)
 
 
 # ---------------------------------------------------------------- the live pages (preview only)
 
-LIVE_USER, LIVE_PASSWORD = "ada", "correct horse battery staple"
-API_KEY = "test-api-key-0123456789"
-
 
 @pytest.fixture
-def make_live_app(tmp_path, example_content):
+def make_live_app(tmp_path, example_site, example_content):
     """A preview app with the live pages; accounts, uploads and secrets stay in tmp_path.
 
     Accounts are hashed with cheap PBKDF2 so that logging in many times stays fast.
@@ -89,7 +94,7 @@ def make_live_app(tmp_path, example_content):
         settings = {"TESTING": True, "SECRET_KEY": "test-secret-key-0123456789",
                     "SITE_ACCOUNTS_FILE": accounts, "SITE_UPLOAD_FOLDER": tmp_path / "uploads",
                     "SITE_API_KEY": API_KEY, **config}
-        return create_app(REPO, content or example_content, live=True, config=settings)
+        return create_app(example_site, content or example_content, live=True, config=settings)
 
     return make
 
@@ -102,13 +107,3 @@ def live_app(make_live_app):
 @pytest.fixture
 def live_client(live_app):
     return live_app.test_client()
-
-
-def csrf_token(client, path: str = "/login") -> str:
-    """The CSRF token of the form on ``path``, as a browser would submit it."""
-    return parse_html(client.get(path).data).find("input", {"name": "csrf_token"})["value"]
-
-
-def sign_in(client, username: str = LIVE_USER, password: str = LIVE_PASSWORD, **extra):
-    data = {"csrf_token": csrf_token(client), "username": username, "password": password, **extra}
-    return client.post("/login", data=data)

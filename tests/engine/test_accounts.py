@@ -7,11 +7,11 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO, sign_in
+from support import REPO, sign_in
 from sitegen.live.accounts import load_accounts
 from sitegen.app import create_app
 from sitegen.cli import main
-from sitegen.content import load_content
+from sitegen.content.loader import load_content
 from sitegen.freeze import freeze_site
 
 

@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO, parse_html
+from support import EXAMPLE, parse_html
 from sitegen.cli import main
 from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
@@ -87,7 +87,7 @@ def test_every_internal_link_resolves_to_a_file(frozen_build):
 
 def test_static_assets_are_copied(frozen_build):
     for asset in ("styles/site.css", "scripts/site.js", "images/logo.svg"):
-        assert (frozen_build / "static" / asset).read_bytes() == (REPO / "static" / asset).read_bytes()
+        assert (frozen_build / "static" / asset).read_bytes() == (EXAMPLE / "static" / asset).read_bytes()
 
 
 def test_404_page_sitemap_and_robots(frozen_build, example_content):
@@ -109,7 +109,7 @@ def test_nothing_but_the_site_is_frozen(frozen_build):
 
 def test_sub_path_build_links_stay_under_the_sub_path(tmp_path):
     dest = tmp_path / "build"
-    freeze_site(REPO, dest, base_url="https://example.org/sub/")
+    freeze_site(EXAMPLE, dest, base_url="https://example.org/sub/")
     assert (dest / "users" / "guido-van-rossum" / "index.html").is_file()
     checked = 0
     for html, link in internal_links(dest):
@@ -122,7 +122,7 @@ def test_sub_path_build_links_stay_under_the_sub_path(tmp_path):
 
 def test_two_freezes_are_byte_identical(frozen_build, tmp_path):
     again = tmp_path / "again"
-    freeze_site(REPO, again)
+    freeze_site(EXAMPLE, again)
     comparison = filecmp.dircmp(frozen_build, again)
     assert snapshot(frozen_build) == snapshot(again), comparison.report()
 
@@ -184,7 +184,7 @@ def test_refuses_to_freeze_over_the_project(make_project, dest):
 
 def test_freeze_command_end_to_end(make_project):
     root = make_project()
-    done = subprocess.run([sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze"],
+    done = subprocess.run([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Froze 32 pages into ")
