@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, g, render_template, request, url_for
 
 from .content.loader import current_content
 from .routes import PAGE_ARGUMENT, enumerate_pages, page_count, record_routes
@@ -45,12 +45,13 @@ def absolute_url(endpoint: str, **values: Any) -> str:
 @blueprint.get("/404.html")
 def not_found_page():
     """The page a static host shows for a missing URL (frozen as build/404.html)."""
-    return render_template("404.html")
+    return render_template("404.html", missing=None)
 
 
 @blueprint.app_errorhandler(404)
 def not_found(error):
-    return render_template("404.html"), 404
+    """The 404 page; ``missing`` names the record a URL asked for, when that is why."""
+    return render_template("404.html", missing=g.get("missing_record")), 404
 
 
 @blueprint.get("/sitemap.xml")

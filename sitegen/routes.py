@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, abort, render_template, url_for
+from flask import Flask, abort, g, has_app_context, render_template, url_for
 from werkzeug.routing import BaseConverter, ValidationError
 
 from .errors import SiteError
@@ -23,19 +23,26 @@ from .site import Site
 PAGE_ARGUMENT = "number"
 
 
+@dataclass(frozen=True)
+class MissingRecord:
+    """What a URL asked for that is not there, for the 404 page: ``missing.collection``, ``missing.slug``."""
+
+    collection: str
+    slug: str
+
+
 class CollectionConverter(BaseConverter):
-    """A URL part naming one record of ``collection``."""
+    """A URL part naming one record of ``collection``; an unknown one is a 404 that says what was missing."""
 
     collection = ""
-    regex = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 
     def to_python(self, value: str) -> Any:
-        from .content.loader import current_content
-
-        records = current_content().collections[self.collection]
+        records = self.map.sitegen_app.extensions["site_content"].collections[self.collection]
         try:
             return records[value]
         except KeyError:
+            if has_app_context():
+                g.missing_record = MissingRecord(self.collection, value)
             raise ValidationError() from None
 
     def to_url(self, value: Any) -> str:
@@ -70,6 +77,7 @@ def page_count(records: int, per_page: int | None) -> int:
 
 def register_site(app: Flask, site: Site) -> None:
     """Add the site's converters, routes and listing pages to ``app``."""
+    app.url_map.sitegen_app = app  # the converters find the app's content through their map
     for name in site.collections:
         if name in app.url_map.converters:
             raise SiteError(f"collection {name!r}: the name is taken by Flask's URL converter {name!r}")
@@ -133,10 +141,12 @@ class RecordRoute:
 
 
 def record_routes(app: Flask) -> list[RecordRoute]:
-    """The routes with one page per record; raises SiteError for a route freeze cannot list."""
+    """The site's routes with one page per record; raises SiteError for a route freeze cannot list."""
     found = []
+    site = app.extensions.get("sitegen_site")
+    site_endpoints = {route.endpoint for route in site.routes} if site else set()
     for rule in app.url_map.iter_rules():
-        if "GET" not in (rule.methods or ()) or rule.endpoint == "static":
+        if rule.endpoint not in site_endpoints:  # the engine's own pages, and the preview's live pages
             continue
         arguments = set(rule.arguments) - set(rule.defaults or ())
         if not arguments or rule.endpoint in app.extensions.get("sitegen_enumerated", {}):

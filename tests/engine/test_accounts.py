@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from support import REPO, sign_in
 from sitegen.live.accounts import load_accounts
 from sitegen.app import create_app
+from sitegen.site import load_site
 from sitegen.cli import main
 from sitegen.content.loader import load_content
 from sitegen.freeze import freeze_site
@@ -36,7 +37,8 @@ def test_add_account_prompts_twice_and_stores_only_a_hash(root):
 
 def test_the_new_account_can_sign_in(root):
     run(root, "add-account", "grace", "--password-stdin", input="s3cret words\n")
-    app = create_app(root, load_content(root), live=True,
+    site = load_site(root)
+    app = create_app(site, load_content(site), live=True,
                      config={"TESTING": True, "SECRET_KEY": "k" * 32, "SITE_UPLOAD_FOLDER": root / "up"})
     client = app.test_client()
     assert sign_in(client, "grace", "s3cret words").status_code == 303

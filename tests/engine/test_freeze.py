@@ -47,7 +47,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def test_every_user_gets_a_profile_with_their_data(frozen_build, example_content):
     for user in example_content.users.values():
-        soup = page(frozen_build, f"/users/{user.username}/")
+        soup = page(frozen_build, f"/users/{user.slug}/")
         assert soup.h1.get_text(strip=True) == user.name
         assert soup.title.get_text() == f"Profile of {user.name} · Wordsmiths"
         assert soup.find("time")["datetime"] == user.joined.isoformat()
@@ -133,12 +133,12 @@ def test_two_freezes_are_byte_identical(frozen_build, tmp_path):
         (lambda root: (root / "content/users/ada-lovelace.yaml").write_text("name: [\n"),
          "content/users/ada-lovelace.yaml:2:1: invalid YAML"),
         (lambda root: (root / "content/users/ada-lovelace.yaml").write_text(
-            "username: ada-lovelace\njoined: 2020-01-01\n"),
+            "joined: 2020-01-01\n"),
          "content/users/ada-lovelace.yaml:1:1: missing required field 'name'"),
         (lambda root: (root / "content/stores/london.yaml").write_text(
             "city: London\nname: L\naddress: A\nphone: yes\nhours: {Mon: x}\n"),
          "content/stores/london.yaml:4:8: expected text, got a boolean"),
-        (lambda root: (root / "content/users/Bad..Slug.yaml").write_text("username: x\n"),
+        (lambda root: (root / "content/users/Bad..Slug.yaml").write_text("name: x\n"),
          "content/users/Bad..Slug.yaml:1:1: name 'Bad..Slug' is not a valid slug"),
         (lambda root: (root / "templates/profile.html").write_text(
             '{% extends "base.html" %}\n{% block main %}\n<p>{{ nickname }}</p>\n{% endblock %}\n'),
@@ -160,7 +160,8 @@ def test_bad_input_exits_1_naming_file_and_line_and_keeps_the_last_build(make_pr
     assert "Traceback" not in result.output
     assert snapshot(root / "build") == before
     assert snapshot(root / ".build.state") == state_before
-    assert sorted(p.name for p in root.iterdir()) == [".build.state", "build", "content", "static", "templates"]
+    assert sorted(p.name for p in root.iterdir()) == [".build.state", "build", "content", "site.py", "static",
+                                                      "templates"]
 
 
 def test_refuses_to_replace_a_folder_it_did_not_make(make_project):

@@ -13,6 +13,7 @@ from werkzeug.routing import RequestRedirect
 from support import API_KEY, LIVE_PASSWORD, LIVE_USER, EXAMPLE, csrf_token, parse_html, sign_in
 from sitegen.live import accounts
 from sitegen.app import create_app
+from sitegen.site import load_site
 from sitegen.content.loader import load_content
 from sitegen.errors import SiteError
 from sitegen.live.views import load_secret_key
@@ -33,8 +34,8 @@ def live_endpoint(adapter, path: str, method: str = "GET") -> str | None:
 
 # ---------------------------------------------------------------- preview only
 
-def test_the_freezing_app_has_no_live_pages(example_content):
-    app = create_app(EXAMPLE, example_content)
+def test_the_freezing_app_has_no_live_pages(example_site, example_content):
+    app = create_app(example_site, example_content)
     assert not [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("live.")]
 
 
@@ -83,8 +84,8 @@ def test_signed_in_preview_links_offer_upload_and_sign_out(live_client):
 def test_json_and_text_responses_are_never_touched(make_live_app, make_project):
     root = make_project()
     (root / "content/users/ada-lovelace.yaml").write_text(
-        "username: ada-lovelace\nname: Ada\njoined: 2010-12-10\nawards: ['</head></body></html>']\n")
-    app = make_live_app(load_content(root))
+        "name: Ada\njoined: 2010-12-10\nawards: ['</head></body></html>']\n")
+    app = make_live_app(load_content(load_site(root)))
     response = app.test_client().get("/api/users/ada-lovelace", headers={"X-API-Key": API_KEY})
     assert response.mimetype == "application/json"
     assert b"preview" not in response.data
@@ -237,14 +238,21 @@ def test_api_returns_a_user_as_json(live_client):
     for request in ({"query_string": {"key": API_KEY}}, {"headers": {"X-API-Key": API_KEY}}):
         response = live_client.get("/api/users/ada-lovelace", **request)
         assert response.status_code == 200
-        assert response.get_json() == {"username": "ada-lovelace", "name": "Ada Lovelace",
+        assert response.get_json() == {"slug": "ada-lovelace", "name": "Ada Lovelace",
                                        "joined": "2010-12-10",
-                                       "awards": ["First Published Algorithm", "Poetical Science Medal"]}
+                                       "awards": ["First Published Algorithm", "Poetical Science Medal"],
+                                       "bio": "Writes notes longer than the papers they annotate."}
 
 
-def test_api_lists_usernames(live_client, example_content):
+def test_api_lists_the_slugs_of_an_exposed_collection(live_client, example_content):
     response = live_client.get("/api/users/", headers={"X-API-Key": API_KEY})
-    assert response.get_json() == {"usernames": sorted(example_content.users)}
+    assert response.get_json() == {"collection": "users", "slugs": sorted(example_content.users)}
+
+
+def test_api_serves_only_the_collections_a_site_exposes(live_client):
+    response = live_client.get("/api/stores/", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 404
+    assert response.get_json() == {"message": "No collection named 'stores' is served by the API."}
 
 
 @pytest.mark.parametrize("request_args, status", [
@@ -263,7 +271,7 @@ def test_api_refuses_a_missing_or_wrong_key_in_json(live_client, request_args, s
 def test_api_unknown_user_is_a_json_404(live_client):
     response = live_client.get("/api/users/nobody", headers={"X-API-Key": API_KEY})
     assert response.status_code == 404
-    assert response.get_json() == {"message": "No user named 'nobody'."}
+    assert response.get_json() == {"message": "No record named 'nobody' in users."}
 
 
 def test_api_without_a_configured_key_says_so(make_live_app):
@@ -310,6 +318,6 @@ def test_secret_key_from_the_environment_wins(tmp_path, monkeypatch):
 def test_live_app_without_a_key_uses_the_projects_instance_folder(make_project, example_content, monkeypatch):
     monkeypatch.delenv("SITE_SECRET_KEY", raising=False)
     root = make_project()
-    app = create_app(root, example_content, live=True)
+    app = create_app(load_site(root), example_content, live=True)
     assert app.config["SECRET_KEY"] == (root / "instance" / "secret_key").read_text()
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"

@@ -161,9 +161,9 @@ def test_content_edit_rereads_only_that_file(project_site, project_preview, monk
 
     root = project_site.root
     loaded = []
-    original = sitegen.content.loader.parse_record
-    monkeypatch.setattr(sitegen.content.loader, "parse_record",
-                        lambda path, *args: loaded.append(path) or original(path, *args))
+    original = sitegen.content.loader.load_record
+    monkeypatch.setattr(sitegen.content.loader, "load_record",
+                        lambda schema, path, *args: loaded.append(path) or original(schema, path, *args))
     changed = edit(root / "content/users/ada-lovelace.yaml", "name: Ada Lovelace", "name: Ada King")
     assert project_site.apply({changed}) is None
     assert loaded == [changed]
@@ -173,7 +173,7 @@ def test_content_edit_rereads_only_that_file(project_site, project_preview, monk
 
 def test_new_and_deleted_records_come_and_go(project_site, project_preview):
     new = project_site.root / "content/users/zoe-zed.yaml"
-    new.write_text("username: zoe-zed\nname: Zoe Zed\njoined: 2020-01-01\n")
+    new.write_text("name: Zoe Zed\njoined: 2020-01-01\n")
     project_site.apply({new})
     assert project_preview.get("/users/zoe-zed/").status_code == 200
     new.unlink()
