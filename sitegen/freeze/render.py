@@ -33,8 +33,10 @@ from .fetch import Fetcher
 from .incremental import (LazyRecords, cyclic_gc, digest, encode_record, racy_cutoff, read_file,
                           record_decoder, source_entry)
 
-# Editor leftovers, and the assets of the preview-only pages (sitegen/live.py).
-STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
+# Editor leftovers, and the assets of the preview-only pages (sitegen/live.py). Hidden files
+# are ".?*", not ".*": Frozen-Flask matches the patterns against the static folder's own
+# relative path too, ".", and ".*" then skipped every file directly in static/.
+STATIC_IGNORE = [".?*", "*~", "*.swp", "*.swx", "*.tmp",
                  "styles/login-style.css", "scripts/login-script.js"]
 MAX_PATH_SEGMENT = 200
 # The page of each record: endpoint -> (kind of record, the URL argument holding its slug).
