@@ -53,6 +53,9 @@ def create_app(
     app.jinja_env.globals.update(len=len)
 
     from . import pages
+    from .contained import contain
+
+    contain(app, root)  # no template or static file from outside the project
 
     app.register_blueprint(pages.blueprint)
     if live:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SiteError
+from ..links import OUTSIDE_LINK, followed_link, leads_outside
 
 STATE_VERSION = 1
 STATE_FILE = "state.marshal"
@@ -119,12 +120,23 @@ def scan_sources(root: Path, *, stat_records: bool = True) -> dict[str, tuple[in
     Without ``stat_records`` a record file maps to None: a freeze with no
     state parses every record anyway, and the worker that reads a file takes
     its stat then (see source_entry), sparing the parent 10,000 calls.
+
+    A link that leads outside the project (or to nothing) stops the freeze
+    before anything is read, with one line per link (see sitegen/links.py);
+    links to folders are not descended, as Frozen-Flask does not for static/.
     """
     found: dict[str, tuple[int, int] | None] = {}
+    problems: list[str] = []
+    for top in ("content", *SOURCE_FOLDERS, *(f"content/{folder}" for folder in CONTENT_FOLDERS)):
+        if leads_outside(root / top, root):
+            problems.append(f"{top}: {OUTSIDE_LINK}")
+    if problems:
+        raise SiteError("\n".join(problems))
     site = root / "content" / "site.yaml"
-    if site.is_file():
-        stat = site.stat()
-        found["content/site.yaml"] = (stat.st_mtime_ns, stat.st_size)
+    if site.is_file() or site.is_symlink():
+        if not site.is_symlink() or followed_link(root, "content/site.yaml", problems):
+            stat = site.stat()
+            found["content/site.yaml"] = (stat.st_mtime_ns, stat.st_size)
     for folder in CONTENT_FOLDERS:
         prefix = f"content/{folder}/"
         try:
@@ -133,20 +145,41 @@ def scan_sources(root: Path, *, stat_records: bool = True) -> dict[str, tuple[in
             continue
         with entries:
             for entry in entries:
-                if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith(".") and entry.is_file():
+                if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith(".") \
+                        and _followed(root, prefix + entry.name, entry, problems) and entry.is_file():
                     if stat_records:
                         stat = entry.stat()
                         found[prefix + entry.name] = (stat.st_mtime_ns, stat.st_size)
                     else:
                         found[prefix + entry.name] = None
     for folder in SOURCE_FOLDERS:
-        top = root / folder
-        for directory, _, names in os.walk(top):
-            prefix = Path(directory).relative_to(root).as_posix() + "/"
-            for name in names:
-                stat = os.stat(os.path.join(directory, name))
-                found[prefix + name] = (stat.st_mtime_ns, stat.st_size)
+        _scan_tree(root, folder, found, problems)
+    if problems:
+        raise SiteError("\n".join(sorted(problems)))
     return found
+
+
+def _followed(root: Path, relative: str, entry: os.DirEntry, problems: list[str]) -> bool:
+    """Whether a scanned entry may be read: anything but a link, or a link that stays in the project."""
+    return not entry.is_symlink() or followed_link(root, relative, problems)
+
+
+def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | None], problems: list[str]) -> None:
+    """Every file below ``root/relative`` into ``found``, checking each link on the way."""
+    try:
+        entries = os.scandir(os.path.join(root, relative))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with entries:
+        for entry in entries:
+            path = f"{relative}/{entry.name}"
+            if not _followed(root, path, entry, problems):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                _scan_tree(root, path, found, problems)
+            elif not entry.is_dir():
+                stat = entry.stat()
+                found[path] = (stat.st_mtime_ns, stat.st_size)
 
 
 @dataclass
