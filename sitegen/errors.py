@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -31,6 +32,21 @@ class ContentErrors(SiteError):
     def __init__(self, errors: list[ContentError]):
         self.errors = sorted(errors, key=lambda e: (e.path, e.line, e.column))
         super().__init__("\n".join(str(e) for e in self.errors))
+
+
+def describe_os_error(exc: BaseException, dest: Path) -> str:
+    """A failure of the operating system while freezing into ``dest``, as one line.
+
+    A full disk is named as the disk of the destination (the page being
+    written when it filled up says nothing about what to free); anything
+    else names the file, as the project shows it where it can.
+    """
+    if not isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the disk of {dest}"
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"cannot write {dest}: {where}{exc.strerror or exc}"
 
 
 def describe_template_error(exc: BaseException, templates_dir: Path) -> str | None:

@@ -30,11 +30,8 @@ from typing import Any
 
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
-from ..errors import ContentError, ContentErrors, SiteError
-from .incremental import BuildFolders, State
-
-MARKER = ".sitegen-build"
-MARKER_TEXT = "Made by `python site.py freeze`, which rewrites the files in this folder.\n"
+from ..errors import ContentError, ContentErrors, SiteError, describe_os_error
+from .incremental import MARKER, BuildFolders, State
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
 PROGRESS_SECONDS = 0.1
@@ -60,6 +57,9 @@ def check_destination(dest: Path, root: Path) -> None:
         raise SiteError(f"refusing to freeze into {dest}: it holds the project's own files")
     if dest.exists() and not dest.is_dir():
         raise SiteError(f"refusing to freeze into {dest}: it is a file")
+    through = next((parent for parent in dest.parents if parent.exists()), None)
+    if through is not None and not through.is_dir():
+        raise SiteError(f"refusing to freeze into {dest}: {through} is a file")
     if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
         raise SiteError(
             f"refusing to freeze into {dest}: it is not empty and was not made by a freeze "
@@ -81,8 +81,11 @@ def freeze_site(
     root, dest = Path(root).resolve(), Path(dest).resolve()
     check_destination(dest, root)
     folders = BuildFolders(dest)
-    with incremental.cyclic_gc(False), folders.locked():
-        return _freeze(root, dest, folders, started, base_url, progress, jobs, clean)
+    try:
+        with incremental.cyclic_gc(False), folders.locked():
+            return _freeze(root, dest, folders, started, base_url, progress, jobs, clean)
+    except OSError as exc:  # a full disk, a read-only or immutable folder: one line, never a traceback
+        raise SiteError(describe_os_error(exc, dest)) from None
 
 
 def _freeze(root: Path, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
@@ -98,21 +101,21 @@ def _freeze(root: Path, dest: Path, folders: BuildFolders, started: float, base_
             previous.sources = changes.sources
             folders.save_state(previous)
         return FreezeResult(len(previous.pages), time.perf_counter() - started, dest)
-    folders.start_staging()
     try:
+        folders.start_staging()
         build = Build(root, folders, base_url, expected, previous, changes, jobs or default_jobs(),
                       _throttled(progress))
         state, written, deleted = build.run()
-        if not dest.exists() or previous is None:
-            (folders.tree / MARKER).write_text(MARKER_TEXT)
+        if not dest.exists():
+            (folders.tree / MARKER).write_text(incremental.MARKER_TEXT)
             written.append(MARKER)
-        if previous is None and dest.exists():
-            deleted = sorted(set(incremental.files_under(dest)) - set(written))
+        elif previous is None:
+            deleted = folders.files_not_written(written)
         folders.mark_ready(state, written, deleted)
     except BaseException:
         folders.discard_staging()
         raise
-    folders.apply_commit()  # if this is interrupted, the next freeze finishes it
+    folders.apply_commit()  # a failure puts build/ back; if this is interrupted, the next freeze finishes it
     return FreezeResult(len(state.pages), time.perf_counter() - started, dest,
                         rendered=build.rendered, removed=len(deleted))
 
@@ -159,7 +162,7 @@ class Build:
                                    {kind: len(names) for kind, names in slugs.items()})
         changed = self._changed_files()
         job = render.Job(self.root, self.base_url, site, self.folders.tree,
-                         self.folders.templates, self.folders.staged_templates)
+                         self.folders.templates, self.folders.staged_templates, self.folders.dest)
         old_urls = {owner: url for url, (_, owner, _) in self.old_pages.items() if owner}
 
         # Round 1: each worker parses its share of the changed records and renders the pages of its records.

@@ -28,7 +28,7 @@ from jinja2.bccache import Bucket
 from ..app import create_app
 from ..content import RECORD_LOADERS, Content, Site, Store, User, record_order
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
-from ..errors import ContentError, SiteError, describe_template_error
+from ..errors import ContentError, SiteError, describe_os_error, describe_template_error
 from .fetch import Fetcher
 from .incremental import (LazyRecords, cyclic_gc, digest, encode_record, racy_cutoff, read_file,
                           record_decoder, source_entry)
@@ -286,6 +286,7 @@ class Job:
     tree: Path
     templates: Path  # compiled templates of earlier freezes
     staged_templates: Path  # compiled by this one, committed with it
+    dest: Path | None = None  # where the build goes (named by errors; pages are written into ``tree``)
 
 
 @dataclass
@@ -372,6 +373,8 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
             except Exception as exc:
                 where = f" (while freezing {freezer.current_url})" if freezer.current_url else ""
                 described = describe_template_error(exc, job.root / "templates")
+                if described is None and isinstance(exc, OSError):  # a full disk names the disk, not the page
+                    described = describe_os_error(exc, job.dest or job.tree)
                 result.failure = (described or f"{type(exc).__name__}: {exc}") + where
             if result.failure:
                 return result
@@ -506,7 +509,9 @@ class _Workers:
                 outcome, value = ready.recv()
             except EOFError:
                 outcome, value = "crash", f"worker {index} died (exit code {self.processes[index].exitcode})"
-            if outcome == "crash":
+            if outcome == "failure":  # the one line the user would see from a freeze in one process
+                raise SiteError(value)
+            if outcome == "crash":  # a bug: its traceback, from the worker
                 raise RuntimeError(f"a freeze worker failed:\n{value}")
             if outcome == "parsed":
                 self.parses[index] = value
@@ -528,6 +533,10 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
                 send.send(("ok", ShareResult()))
                 return
         send.send(("ok", render_share(job, share, collections, tick)))
+    except SiteError as exc:
+        send.send(("failure", exc.format_message()))
+    except (ContentError, OSError) as exc:
+        send.send(("failure", str(exc) if isinstance(exc, ContentError) else describe_os_error(exc, job.dest or job.tree)))
     except BaseException:
         send.send(("crash", traceback.format_exc()))
     finally:
