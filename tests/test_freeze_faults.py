@@ -266,3 +266,30 @@ def test_a_killed_first_freeze_into_an_empty_folder_leaves_it_usable(project, tm
     assert result.exit_code == 0, result.output
     assert snapshot(dest) == clean_copy(project, tmp_path, "clean")
     assert freeze(project).output.endswith("(0 rendered, 0 removed)\n")
+
+
+@pytest.mark.parametrize("source", ["templates/about.html", "static/styles/site.css", "content/site.yaml"])
+def test_an_edit_undone_during_a_freeze_leaves_no_stale_page(project, tmp_path, monkeypatch, source):
+    """The state must claim the version rendered with, not the one hashed before rendering."""
+    assert freeze(project).exit_code == 0
+    path = project / source
+    original = path.read_bytes()
+    edited = original.replace(b"About", b"Abort") if b"About" in original else original + b"\n/* edited */\n"
+    if source == "content/site.yaml":
+        edited = original.replace(b"Wordsmiths", b"Wordsmiths!")
+    assert edited != original
+    path.write_bytes(edited)  # saved before the freeze: hashed by its scan
+    real_compare = incremental.compare_sources
+
+    def saved_again_after_the_scan(*args, **kwargs):
+        changes = real_compare(*args, **kwargs)
+        path.write_bytes(edited.replace(b"Abort", b"Abbot").replace(b"edited", b"again")
+                         .replace(b"Wordsmiths!", b"Wordsmiths?"))
+        return changes
+
+    monkeypatch.setattr(incremental, "compare_sources", saved_again_after_the_scan)
+    assert freeze(project, "--jobs", "1").exit_code == 0
+    monkeypatch.undo()
+    path.write_bytes(edited)  # the first save again: the version the scan hashed
+    assert freeze(project).exit_code == 0
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "clean")

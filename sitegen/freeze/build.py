@@ -220,6 +220,7 @@ class Build:
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
         sources = self._sources_with_records_read(parses)
+        incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
         state = State(self.fingerprint, sources, pickle.dumps(site), records, pages)
         return state, written, deleted
 

@@ -244,6 +244,31 @@ def compare_sources(root: Path, scanned: dict[str, tuple[int, int] | None], prev
     return changes
 
 
+def keep_versions_rendered(root: Path, sources: Sources, read: list[dict[str, bytes]]) -> None:
+    """Make the state claim, for each source read while rendering, the version rendered with.
+
+    The scan hashed templates and static files before rendering; a file saved
+    in between (or between two workers' reads) would otherwise be recorded
+    with a version no page was made from, and undoing that edit would leave
+    stale pages. Such a file is recorded as unknown, so the next freeze
+    renders its pages again. content/site.yaml, parsed in the parent, is
+    hashed again for the same reason.
+    """
+    unknown = (-1, -1, b"")
+    for log in read:
+        for path, found in log.items():
+            entry = sources.get(path)
+            if entry is not None and entry[2] != found:
+                sources[path] = unknown
+    site = sources.get("content/site.yaml")
+    if site is not None:
+        try:
+            if file_digest(root / "content" / "site.yaml") != site[2]:
+                sources["content/site.yaml"] = unknown
+        except OSError:
+            sources["content/site.yaml"] = unknown
+
+
 # ---------------------------------------------------------------- records as plain data
 
 _DECODERS = {"dt.date": dt.date.fromordinal}

@@ -26,6 +26,7 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 
 from ..app import create_app
+from ..contained import READ_LOG
 from ..content import RECORD_LOADERS, Content, Site, Store, User, record_order
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from ..errors import ContentError, SiteError, describe_os_error, describe_template_error
@@ -313,6 +314,7 @@ class ShareResult:
     pages: list[tuple[str, str, Any, tuple[str, ...]]] = field(default_factory=list)  # (url, file, owner, dependencies)
     deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
+    read: dict[str, bytes] = field(default_factory=dict)  # template or static file -> digest of what was read
 
 
 def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecords]]:
@@ -356,6 +358,7 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
     app = create_app(job.root, content, base_url=job.base_url, config=freeze_config(job.tree))
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
     app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
+    app.extensions[READ_LOG] = result.read  # the versions of templates and static files rendered with
     track_app(app, recorder)
     freezer = ShareFreezer(app, share.records, share.urls)
     with cyclic_gc(True):
