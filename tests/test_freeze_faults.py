@@ -293,3 +293,16 @@ def test_an_edit_undone_during_a_freeze_leaves_no_stale_page(project, tmp_path, 
     path.write_bytes(edited)  # the first save again: the version the scan hashed
     assert freeze(project).exit_code == 0
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "clean")
+
+
+def test_a_folder_of_yours_where_staging_goes_stops_the_freeze_untouched(project):
+    assert freeze(project).exit_code == 0
+    mine = project / ".build.state" / "next"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    edit_site(project)
+    result = freeze(project)
+    assert result.exit_code == 1 and "was not made by one" in result.output
+    assert (mine / "notes.txt").read_text() == "mine"
+    (mine / "notes.txt").unlink()  # an empty one (a freeze killed as it made it) is simply removed
+    assert freeze(project).exit_code == 0

@@ -625,6 +625,9 @@ def _remove_marked(folder: Path, *, ignore_errors: bool = False) -> None:
     if not folder.exists():
         return
     if not (folder / STAGING_MARK).is_file():
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # empty: made by a freeze killed before it could mark it
+            return
         if ignore_errors:
             return
         raise SiteError(f"{folder} is in the way of the freeze and was not made by one (no {STAGING_MARK} "
