@@ -45,8 +45,9 @@ def edit_site(root: Path) -> None:
         slug="newcomer", name="New Comer", year=1, month=2, day=3, bio="New."))
 
 
-def fail_moves(monkeypatch, fail_at: int, code: int, *, undo_fails: bool = False) -> None:
-    """Make the ``fail_at``-th move of each commit fail with ``code`` (and every later one with ``undo_fails``)."""
+def fail_moves(monkeypatch, fail_at: int, code: int | BaseException, *, undo_fails: bool = False) -> None:
+    """Make the ``fail_at``-th move of each commit fail with errno ``code`` or raise ``code``
+    (and every later move with ``undo_fails``)."""
     real_apply = incremental.BuildFolders.apply_commit
     real = {"replace": os.replace, "rename": os.rename}
 
@@ -58,6 +59,8 @@ def fail_moves(monkeypatch, fail_at: int, code: int, *, undo_fails: bool = False
                 nonlocal calls
                 calls += 1
                 if calls == fail_at or (undo_fails and calls > fail_at):
+                    if isinstance(code, BaseException):
+                        raise code
                     raise OSError(code, os.strerror(code), str(target))
                 return real[name](source, target)
             return move
@@ -238,24 +241,7 @@ def test_a_read_only_place_for_the_state_is_one_line(project, monkeypatch):
 def test_a_killed_first_freeze_into_an_empty_folder_leaves_it_usable(project, tmp_path, monkeypatch, then):
     dest = project / "build"
     dest.mkdir()
-    real_replace, moves = os.replace, []
-
-    def killed_on_fifth_move(source, target):
-        moves.append(target)
-        if len(moves) == 5:
-            raise KeyboardInterrupt("killed")
-        real_replace(source, target)
-
-    real_apply = incremental.BuildFolders.apply_commit
-
-    def apply(folders):
-        monkeypatch.setattr(os, "replace", killed_on_fifth_move)
-        try:
-            return real_apply(folders)
-        finally:
-            monkeypatch.setattr(os, "replace", real_replace)
-
-    monkeypatch.setattr(incremental.BuildFolders, "apply_commit", apply)
+    fail_moves(monkeypatch, 5, KeyboardInterrupt("killed"))
     with pytest.raises(KeyboardInterrupt):
         freeze_site(project, dest)
     monkeypatch.undo()
