@@ -55,6 +55,9 @@ def create_app(
     app.jinja_env.filters.update(site.template_filters)
 
     from . import builtin_pages, routes
+    from .contained import contain
+
+    contain(app, root)  # no template or static file from outside the project
 
     routes.register_site(app, site)
     builtin_pages.init_app(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -32,31 +34,56 @@ class ContentErrors(SiteError):
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
+def describe_os_error(exc: BaseException, dest: Path) -> str:
+    """A failure of the operating system while freezing into ``dest``, as one line.
+
+    A full disk is named as the disk of the destination (the page being
+    written when it filled up says nothing about what to free); anything
+    else names the file, as the project shows it where it can.
+    """
+    if not isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the disk of {dest}"
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"cannot write {dest}: {where}{exc.strerror or exc}"
+
+
 def describe_template_error(exc: BaseException, templates_dir: Path) -> str | None:
     """Locate a Jinja error as ``templates/x.html:LINE: message``, or None.
 
     Syntax errors carry their own location; runtime errors (an undefined
     variable, say) are found through the template frames that Jinja writes
-    into the traceback.
+    into the traceback. A refused template (sitegen/contained.py) says it was
+    refused; a SiteError raised while rendering (a static file that is a
+    link leading outside the project) is already one line.
     """
-    from jinja2 import TemplateError, TemplateSyntaxError
+    from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
 
+    if isinstance(exc, SiteError):
+        return exc.format_message()
     if not isinstance(exc, TemplateError):
         return None
     message = exc.message or type(exc).__name__
+    if isinstance(exc, TemplateNotFound) and message == exc.name:
+        message = f"template {exc.name!r} not found"
     root = templates_dir.parent
+    located = getattr(exc, "located", None)
+    if located:
+        return f"{located}: {message}"
     if isinstance(exc, TemplateSyntaxError) and exc.filename:
         return f"{_relative(exc.filename, root)}:{exc.lineno}: {message}"
-    templates = str(templates_dir.resolve())
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename and str(Path(frame.filename).resolve()).startswith(templates):
-            return f"{_relative(frame.filename, root)}:{frame.lineno}: {message}"
+        shown = frame.filename and _relative(frame.filename, root)
+        if shown and shown.startswith(f"{templates_dir.name}/"):
+            return f"{shown}:{frame.lineno}: {message}"
     return f"{templates_dir.name}/: {message}"
 
 
 def _relative(filename: str, root: Path) -> str:
-    path = Path(filename).resolve()
-    try:
-        return path.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    """A file as the project names it; a link is named, never resolved to where it leads."""
+    path = os.path.abspath(filename)
+    for top in dict.fromkeys((os.path.abspath(root), os.path.realpath(root))):
+        if path.startswith(os.path.join(top, "")):
+            return path[len(top) + 1:].replace(os.sep, "/")
+    return path

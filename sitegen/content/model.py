@@ -309,19 +309,24 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A converter that keeps None (an optional field left out) as it is."""
+    return lambda value: None if value is None else convert(value)
+
+
 _ENCODE: dict[str, Callable[[Any], Any]] = {
-    "date": lambda value: value and value.toordinal(),
-    "markdown": lambda value: value and (value.source, value.html),
-    "static": lambda value: value and str(value),
-    "ref": lambda value: value,
+    "date": _optional(dt.date.toordinal),
+    "markdown": _optional(lambda value: (value.source, value.html)),
+    "static": _optional(str),
+    "ref": _optional(str),
     "refs": tuple,
     "nav": lambda value: tuple((item.label, item.page) for item in value),
 }
 _DECODE: dict[str, Callable[[Any], Any]] = {
-    "date": lambda value: value and dt.date.fromordinal(value),
-    "markdown": lambda value: value and Markdown(*value),
-    "static": lambda value: value and StaticFile(value),
-    "ref": lambda value: value,
+    "date": _optional(dt.date.fromordinal),
+    "markdown": _optional(lambda value: Markdown(*value)),
+    "static": _optional(StaticFile),
+    "ref": _optional(str),
     "refs": list,
     "nav": lambda value: [NavItem(*item) for item in value],
 }

@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ContentError, ContentErrors, SiteError
+from ..errors import ContentError, ContentErrors, SiteError, describe_os_error
 from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
-from .incremental import BuildFolders, State
+from .incremental import MARKER, BuildFolders, State
 
-MARKER = ".sitegen-build"
-MARKER_TEXT = "Made by `python site.py freeze`, which rewrites the files in this folder.\n"
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
 PROGRESS_SECONDS = 0.1
@@ -60,6 +58,9 @@ def check_destination(dest: Path, root: Path) -> None:
         raise SiteError(f"refusing to freeze into {dest}: it holds the project's own files")
     if dest.exists() and not dest.is_dir():
         raise SiteError(f"refusing to freeze into {dest}: it is a file")
+    through = next((parent for parent in dest.parents if parent.exists()), None)
+    if through is not None and not through.is_dir():
+        raise SiteError(f"refusing to freeze into {dest}: {through} is a file")
     if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
         raise SiteError(
             f"refusing to freeze into {dest}: it is not empty and was not made by a freeze "
@@ -83,8 +84,11 @@ def freeze_site(
     root, dest = site.root, Path(dest).resolve()
     check_destination(dest, root)
     folders = BuildFolders(dest)
-    with incremental.cyclic_gc(False), folders.locked():
-        return _freeze(site, dest, folders, started, base_url, progress, jobs, clean)
+    try:
+        with incremental.cyclic_gc(False), folders.locked():
+            return _freeze(site, dest, folders, started, base_url, progress, jobs, clean)
+    except OSError as exc:  # a full disk, a read-only or immutable folder: one line, never a traceback
+        raise SiteError(describe_os_error(exc, dest)) from None
 
 
 def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
@@ -101,21 +105,21 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
             previous.sources = changes.sources
             folders.save_state(previous)
         return FreezeResult(len(previous.pages), time.perf_counter() - started, dest)
-    folders.start_staging()
     try:
+        folders.start_staging()
         build = Build(site, folders, base_url, expected, previous, changes, jobs or default_jobs(),
                       _throttled(progress))
         state, written, deleted = build.run()
-        if not dest.exists() or previous is None:
-            (folders.tree / MARKER).write_text(MARKER_TEXT)
+        if not dest.exists():
+            (folders.tree / MARKER).write_text(incremental.MARKER_TEXT)
             written.append(MARKER)
-        if previous is None and dest.exists():
-            deleted = sorted(set(incremental.files_under(dest)) - set(written))
+        elif previous is None:
+            deleted = folders.files_not_written(written)
         folders.mark_ready(state, written, deleted)
     except BaseException:
         folders.discard_staging()
         raise
-    folders.apply_commit()  # if this is interrupted, the next freeze finishes it
+    folders.apply_commit()  # a failure puts build/ back; if this is interrupted, the next freeze finishes it
     return FreezeResult(len(state.pages), time.perf_counter() - started, dest,
                         rendered=build.rendered, removed=len(deleted))
 
@@ -163,7 +167,7 @@ class Build:
                                    {kind: len(names) for kind, names in slugs.items()})
         changed = self._changed_files()
         job = render.Job(self.root, self.base_url, self.site, settings, self.folders.tree,
-                         self.folders.templates, self.folders.staged_templates)
+                         self.folders.templates, self.folders.staged_templates, self.folders.dest)
         old_urls: dict[tuple[str, str], list[str]] = {}  # record -> its pages
         for url, (_, owner, _) in self.old_pages.items():
             if owner:
@@ -227,6 +231,7 @@ class Build:
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
         sources = self._sources_with_records_read(parses)
+        incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
         state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, pages)
         return state, written, deleted
 

@@ -167,6 +167,8 @@ def track_app(app: Any, recorder: Recorder) -> None:
     from flask import before_render_template, request
     from jinja2 import TemplateNotFound, meta
 
+    from ..contained import RefusedTemplate
+
     closures: dict[str, tuple[str, ...]] = {}
 
     def template_closure(name: str) -> tuple[str, ...]:
@@ -179,10 +181,14 @@ def track_app(app: Any, recorder: Recorder) -> None:
                     continue
                 found.add(current)
                 try:
-                    source, _, _ = app.jinja_env.loader.get_source(app.jinja_env, current)
+                    source, filename, _ = app.jinja_env.loader.get_source(app.jinja_env, current)
                 except TemplateNotFound:  # e.g. `include ... ignore missing`: depend on it appearing
                     continue
-                for referenced in meta.find_referenced_templates(app.jinja_env.parse(source)):
+                except RefusedTemplate:  # rendering reports it, at the include that asks for it
+                    continue
+                # Named, so that a syntax error in a template reached through extends or import names it.
+                parsed = app.jinja_env.parse(source, current, filename)
+                for referenced in meta.find_referenced_templates(parsed):
                     if referenced is None:  # a name computed at render time: any template may be it
                         dynamic = True
                     else:

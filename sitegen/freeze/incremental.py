@@ -16,9 +16,11 @@ Beside it, ``jinja/`` caches compiled templates (Jinja checks each against
 its source), so rendering one page does not compile the templates first;
 templates compiled by a freeze are committed with it.
 A commit is staged whole first (new files, the new state, the list of files to
-delete), then marked ready; a freeze that finds a ready commit (the previous
-one crashed while applying it) finishes it, and one that finds an unready
-staging folder throws it away. build/ and the state change together or not at all.
+delete, a link to every file it replaces), then marked ready; a freeze that
+finds a ready commit (the previous one crashed while applying it) finishes it,
+one that finds an unready staging folder throws it away, and a commit that
+fails while applying is undone (see BuildFolders). build/ and the state change
+together or not at all.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import fcntl
+import filecmp
 import gc
 import hashlib
 import importlib.util
@@ -40,12 +43,18 @@ from pathlib import Path
 from typing import Any
 
 from ..content.model import Records
-from ..errors import SiteError
+from ..errors import SiteError, describe_os_error
+from ..links import OUTSIDE_LINK, followed_link, leads_outside
 
 STATE_VERSION = 2
 STATE_FILE = "state.marshal"
-COMMIT_FILE = "commit.marshal"
+COMMIT_FILE = "commit.marshal"  # the journal of a commit that is ready to apply
+ROLLBACK_FILE = "rollback.marshal"  # the same journal, once a failure started undoing it
 LOCK_FILE = "lock"
+STAGING_MARK = "made-by-sitegen"  # in every staging folder from its first moment
+INSIDE_STAGING = ".sitegen-staging"  # the staging folder inside a destination that is a mount point
+MARKER = ".sitegen-build"
+MARKER_TEXT = "Made by `python site.py freeze`, which rewrites the files in this folder.\n"
 # Files modified this close before a scan are hashed again on the next freeze.
 RACY_NS = 2_000_000_000
 SOURCE_FOLDERS = ("templates", "static")
@@ -124,12 +133,23 @@ def scan_sources(root: Path, collections: list[str], *,
     Without ``stat_records`` a record file maps to None: a freeze with no
     state parses every record anyway, and the worker that reads a file takes
     its stat then (see source_entry), sparing the parent 10,000 calls.
+
+    A link that leads outside the project (or to nothing) stops the freeze
+    before anything is read, with one line per link (see sitegen/links.py);
+    links to folders are not descended, as Frozen-Flask does not for static/.
     """
     found: dict[str, tuple[int, int] | None] = {}
+    problems: list[str] = []
+    for top in ("content", *SOURCE_FOLDERS, *(f"content/{folder}" for folder in collections)):
+        if leads_outside(root / top, root):
+            problems.append(f"{top}: {OUTSIDE_LINK}")
+    if problems:
+        raise SiteError("\n".join(problems))
     site = root / "content" / "site.yaml"
-    if site.is_file():
-        stat = site.stat()
-        found["content/site.yaml"] = (stat.st_mtime_ns, stat.st_size)
+    if site.is_file() or site.is_symlink():
+        if not site.is_symlink() or followed_link(root, "content/site.yaml", problems):
+            stat = site.stat()
+            found["content/site.yaml"] = (stat.st_mtime_ns, stat.st_size)
     for folder in collections:
         prefix = f"content/{folder}/"
         try:
@@ -138,20 +158,41 @@ def scan_sources(root: Path, collections: list[str], *,
             continue
         with entries:
             for entry in entries:
-                if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith(".") and entry.is_file():
+                if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith(".") \
+                        and _followed(root, prefix + entry.name, entry, problems) and entry.is_file():
                     if stat_records:
                         stat = entry.stat()
                         found[prefix + entry.name] = (stat.st_mtime_ns, stat.st_size)
                     else:
                         found[prefix + entry.name] = None
     for folder in SOURCE_FOLDERS:
-        top = root / folder
-        for directory, _, names in os.walk(top):
-            prefix = Path(directory).relative_to(root).as_posix() + "/"
-            for name in names:
-                stat = os.stat(os.path.join(directory, name))
-                found[prefix + name] = (stat.st_mtime_ns, stat.st_size)
+        _scan_tree(root, folder, found, problems)
+    if problems:
+        raise SiteError("\n".join(sorted(problems)))
     return found
+
+
+def _followed(root: Path, relative: str, entry: os.DirEntry, problems: list[str]) -> bool:
+    """Whether a scanned entry may be read: anything but a link, or a link that stays in the project."""
+    return not entry.is_symlink() or followed_link(root, relative, problems)
+
+
+def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | None], problems: list[str]) -> None:
+    """Every file below ``root/relative`` into ``found``, checking each link on the way."""
+    try:
+        entries = os.scandir(os.path.join(root, relative))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with entries:
+        for entry in entries:
+            path = f"{relative}/{entry.name}"
+            if not _followed(root, path, entry, problems):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                _scan_tree(root, path, found, problems)
+            elif not entry.is_dir():
+                stat = entry.stat()
+                found[path] = (stat.st_mtime_ns, stat.st_size)
 
 
 @dataclass
@@ -208,6 +249,31 @@ def compare_sources(root: Path, scanned: dict[str, tuple[int, int] | None], prev
     return changes
 
 
+def keep_versions_rendered(root: Path, sources: Sources, read: list[dict[str, bytes]]) -> None:
+    """Make the state claim, for each source read while rendering, the version rendered with.
+
+    The scan hashed templates and static files before rendering; a file saved
+    in between (or between two workers' reads) would otherwise be recorded
+    with a version no page was made from, and undoing that edit would leave
+    stale pages. Such a file is recorded as unknown, so the next freeze
+    renders its pages again. content/site.yaml, parsed in the parent, is
+    hashed again for the same reason.
+    """
+    unknown = (-1, -1, b"")
+    for log in read:
+        for path, found in log.items():
+            entry = sources.get(path)
+            if entry is not None and entry[2] != found:
+                sources[path] = unknown
+    site = sources.get("content/site.yaml")
+    if site is not None:
+        try:
+            if file_digest(root / "content" / "site.yaml") != site[2]:
+                sources["content/site.yaml"] = unknown
+        except OSError:
+            sources["content/site.yaml"] = unknown
+
+
 # ---------------------------------------------------------------- records as plain data
 
 class LazyRecords(Records):
@@ -257,16 +323,44 @@ class State:
 
 
 class BuildFolders:
-    """The output folder and the two folders beside it: the state and the staged next commit."""
+    """The output folder, the state folder beside it, and where the next commit is staged.
+
+    ``.<build>.state/`` holds the lock, the state, the compiled templates and
+    ``next/``, the commit being prepared: the new state, newly compiled
+    templates and the journal. New pages are staged in ``next/tree/`` too: on
+    the disk of build/, so that each moves in with one rename. When build/ is
+    itself a mount point (a container volume, another disk than its parent's),
+    they are staged in ``build/.sitegen-staging/`` instead, the one place sure
+    to be on its disk. A staging folder holds a ``made-by-sitegen`` file from
+    its first moment; no other folder is ever removed.
+
+    The commit is journaled: before anything in build/ changes, every file it
+    replaces or deletes is hard-linked (copied where links are not
+    supported) into ``old/`` beside the staged files, and the journal is
+    written. Applying it moves the new files in, deletes the gone ones, then
+    replaces the state. A failure on the way (a read-only or immutable
+    folder, a full disk, another device) puts every file back from ``old/``
+    and reports one line; a crash on the way is finished by the next freeze,
+    or undone by it if the crash came while undoing (see recover).
+    """
 
     def __init__(self, dest: Path):
         self.dest = dest
         self.state = dest.parent / f".{dest.name}.state"
-        self.staging = dest.parent / f".{dest.name}.staging"
-        self.tree = self.staging / "tree"
+        self.next = self.state / "next"
         # Compiled templates: read from the state, new ones staged and committed with the build.
         self.templates = self.state / "jinja"
-        self.staged_templates = self.staging / "jinja"
+        self.staged_templates = self.next / "jinja"
+        self.staging = self.next  # where pages are staged; inside dest when dest is a mount point
+        self.claimed = False  # whether this freeze put the marker into an empty destination
+
+    @property
+    def tree(self) -> Path:
+        return self.staging / "tree"
+
+    @property
+    def backups(self) -> Path:
+        return self.staging / "old"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -307,61 +401,214 @@ class BuildFolders:
         return State(stored_fingerprint, *rest)
 
     def save_state(self, state: State) -> None:
-        """Replace the state alone (the build is unchanged), atomically."""
-        self.state.mkdir(exist_ok=True)
+        """Replace the state alone (the build is unchanged), atomically; a failure leaves no temporary file."""
         temporary = self.state / (STATE_FILE + ".tmp")
-        temporary.write_bytes(state.dump())
-        os.replace(temporary, self.state / STATE_FILE)
+        try:
+            temporary.write_bytes(state.dump())
+            os.replace(temporary, self.state / STATE_FILE)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    # ------------------------------------------------------------ staging
 
     def recover(self) -> None:
-        """Finish a commit a crash interrupted, or drop a staging folder that never got that far."""
-        if (self.staging / COMMIT_FILE).is_file():
-            self.apply_commit()
-        elif self.staging.exists():
-            shutil.rmtree(self.staging)
+        """Finish a commit a crash interrupted, finish undoing one, or drop staging that never got that far.
+
+        A commit is finished only while build/ is still ours (it holds the
+        marker) or does not exist yet; if someone emptied or removed it
+        meanwhile, the commit is dropped and build/ left as it is.
+        """
+        journal = self._journal()
+        if journal is not None:
+            self.staging, self.claimed = Path(journal[0]), journal[2]
+            ours = (self.dest / MARKER).is_file()
+            if (self.next / COMMIT_FILE).is_file() and (ours or (journal[1] and not self.dest.exists())):
+                self.apply_commit()
+            elif (self.next / ROLLBACK_FILE).is_file() and ours:
+                self._roll_back(journal)
+        self.staging, self.claimed = self.next, False
+        for folder in (self.next, self.dest / INSIDE_STAGING):
+            _remove_marked(folder)
 
     def start_staging(self) -> None:
+        """Empty staging folders, marked as ours; an empty destination is claimed with the marker first.
+
+        Claiming first means a freeze killed at any point leaves a
+        destination the next freeze accepts as its own.
+        """
         self.recover()
-        self.tree.mkdir(parents=True)
+        if self._dest_is_a_mount_point():
+            self.staging = self.dest / INSIDE_STAGING  # renames from beside it would fail with EXDEV
+        for folder in dict.fromkeys((self.next, self.staging)):
+            folder.mkdir()
+            (folder / STAGING_MARK).write_bytes(b"")
+        self.tree.mkdir()
+        if self.dest.is_dir() and not (self.dest / MARKER).exists():
+            (self.dest / MARKER).write_text(MARKER_TEXT)
+            self.claimed = True
+
+    def _dest_is_a_mount_point(self) -> bool:
+        """Whether build/ is on another device than the state folder beside it."""
+        return self.dest.is_dir() and os.stat(self.dest).st_dev != os.stat(self.state).st_dev
 
     def discard_staging(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
+        """Drop what this freeze staged, and the marker it claimed an empty destination with."""
+        for folder in dict.fromkeys((self.staging, self.next)):
+            _remove_marked(folder, ignore_errors=True)
+        self._unclaim()
+
+    def files_not_written(self, written: list[str]) -> list[str]:
+        """The destination's files that a freeze from scratch did not write: all of them to delete."""
+        kept = {*written, MARKER}
+        return sorted(file for file in files_under(self.dest)
+                      if file not in kept and not file.startswith(INSIDE_STAGING + "/"))
+
+    # ------------------------------------------------------------ the commit
 
     def mark_ready(self, state: State, written: list[str], deleted: list[str]) -> None:
-        """Stage the new state and the list of changes, then mark the commit ready in one rename."""
-        (self.staging / STATE_FILE).write_bytes(state.dump())
-        ready = self.staging / (COMMIT_FILE + ".tmp")
-        ready.write_bytes(marshal.dumps((written, deleted)))
-        os.replace(ready, self.staging / COMMIT_FILE)
+        """Stage the new state, back up what the commit replaces, then mark it ready in one rename."""
+        whole_tree = not self.dest.exists()
+        (self.next / STATE_FILE).write_bytes(state.dump())
+        existed = [] if whole_tree else self._back_up(written + deleted)
+        ready = self.next / (COMMIT_FILE + ".tmp")
+        ready.write_bytes(marshal.dumps((str(self.staging), whole_tree, self.claimed, written, deleted, existed)))
+        os.replace(ready, self.next / COMMIT_FILE)
 
     def apply_commit(self) -> None:
-        """Move the staged files in and delete the gone ones; safe to repeat after a crash."""
-        written, deleted = marshal.loads((self.staging / COMMIT_FILE).read_bytes())
-        if not self.dest.exists() and self.tree.exists():
-            os.rename(self.tree, self.dest)
-        else:
-            made: set[str] = set()
-            for relative in written:
-                source = self.tree / relative
-                if not source.exists():
-                    continue  # moved in before a crash
-                parent = os.path.dirname(relative)
-                if parent not in made:
-                    (self.dest / parent).mkdir(parents=True, exist_ok=True)
-                    made.add(parent)
-                os.replace(source, self.dest / relative)
+        """Move the staged files in and delete the gone ones, then the state; safe to repeat after a crash.
+
+        A failure (not a crash) puts build/ back as it was and raises one line.
+        """
+        journal = self._journal()
+        assert journal is not None
+        _, whole_tree, _, written, deleted, _ = journal
+        try:
+            if whole_tree:
+                if self.tree.exists() and not self.dest.exists():
+                    os.rename(self.tree, self.dest)
+            else:
+                self._move_in(written, deleted)
+            if (self.next / STATE_FILE).exists():
+                os.replace(self.next / STATE_FILE, self.state / STATE_FILE)
+        except Exception as exc:  # a crash (or Ctrl-C) leaves the journal for the next freeze to finish
+            self._undo(journal, exc)
+        for relative in deleted:
+            _remove_empty_parents(self.dest / relative, self.dest)
+        with contextlib.suppress(OSError):  # compiled templates are a cache: Jinja checks them anyway
+            if self.staged_templates.is_dir():
+                self.templates.mkdir(exist_ok=True)
+                for compiled in self.staged_templates.iterdir():
+                    os.replace(compiled, self.templates / compiled.name)
+        (self.next / COMMIT_FILE).unlink()
+        for folder in dict.fromkeys((self.staging, self.next)):
+            _remove_marked(folder, ignore_errors=True)
+
+    def _journal(self) -> tuple | None:
+        for name in (COMMIT_FILE, ROLLBACK_FILE):
+            try:
+                return marshal.loads((self.next / name).read_bytes())
+            except FileNotFoundError:
+                continue
+        return None
+
+    def _back_up(self, relatives: list[str]) -> list[str]:
+        """Link each existing file the commit replaces or deletes into old/; the ones that existed."""
+        existed, made = [], set()
+        for relative in relatives:
+            current, backup = self.dest / relative, self.backups / relative
+            if not os.path.lexists(current):
+                continue
+            if backup.parent not in made:
+                backup.parent.mkdir(parents=True, exist_ok=True)
+                made.add(backup.parent)
+            try:
+                os.link(current, backup)
+            except OSError:  # a file system without hard links
+                shutil.copy2(current, backup)
+            existed.append(relative)
+        return existed
+
+    def _move_in(self, written: list[str], deleted: list[str]) -> None:
+        made: set[str] = set()
+        for relative in written:
+            source = self.tree / relative
+            if not source.exists():
+                continue  # moved in before a crash
+            parent = os.path.dirname(relative)
+            if parent not in made:
+                (self.dest / parent).mkdir(parents=True, exist_ok=True)
+                made.add(parent)
+            os.replace(source, self.dest / relative)
         for relative in deleted:
             (self.dest / relative).unlink(missing_ok=True)
-            _remove_empty_parents(self.dest / relative, self.dest)
-        if (self.staging / STATE_FILE).exists():
-            self.state.mkdir(exist_ok=True)
-            os.replace(self.staging / STATE_FILE, self.state / STATE_FILE)
-        if self.staged_templates.is_dir():
-            self.templates.mkdir(parents=True, exist_ok=True)
-            for compiled in self.staged_templates.iterdir():
-                os.replace(compiled, self.templates / compiled.name)
-        (self.staging / COMMIT_FILE).unlink()
-        shutil.rmtree(self.staging)
+
+    def _undo(self, journal: tuple, exc: Exception) -> None:
+        """Put build/ back after ``exc`` stopped the commit, and report it in one line."""
+        with contextlib.suppress(OSError):  # from here on, a crash makes the next freeze finish the undo
+            os.replace(self.next / COMMIT_FILE, self.next / ROLLBACK_FILE)
+        problem = describe_os_error(exc, self.dest)
+        try:
+            self._roll_back(journal)
+        except Exception as again:
+            raise SiteError(f"{problem}; putting {self.dest} back failed too ({describe_os_error(again, self.dest)}): "
+                            "the next freeze will try again") from None
+        raise SiteError(f"{problem}; {self.dest} is unchanged") from None
+
+    def _roll_back(self, journal: tuple) -> None:
+        """Undo a commit, as far as it went: the old files back, the new ones out; safe to repeat."""
+        _, whole_tree, claimed, written, deleted, existed = journal
+        if whole_tree:
+            if self.dest.exists() and not self.tree.exists():
+                os.rename(self.dest, self.tree)
+        else:
+            existed_set, written_set = set(existed), set(written)
+            for relative in written + deleted:
+                target, backup = self.dest / relative, self.backups / relative
+                if relative in existed_set:
+                    if os.path.lexists(backup) and not _same_file(backup, target):
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(backup, target)
+                elif relative in written_set:
+                    if not self.tree.joinpath(relative).exists():  # moved in: take it out
+                        target.unlink(missing_ok=True)
+                    _remove_empty_parents(target, self.dest)  # and the folders made for it
+        self.claimed = claimed
+        (self.next / ROLLBACK_FILE).unlink(missing_ok=True)
+        (self.next / COMMIT_FILE).unlink(missing_ok=True)
+        self.discard_staging()
+
+    def _unclaim(self) -> None:
+        """Take back the marker this freeze put into an empty destination, if it is still all there is."""
+        if self.claimed and self.dest.is_dir() and os.listdir(self.dest) == [MARKER]:
+            (self.dest / MARKER).unlink()
+        self.claimed = False
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two paths hold the same bytes (a hard link of one another, or a copy)."""
+    try:
+        one, other = os.stat(first), os.stat(second)
+    except FileNotFoundError:
+        return False
+    if (one.st_ino, one.st_dev) == (other.st_ino, other.st_dev):
+        return True
+    return one.st_size == other.st_size and filecmp.cmp(first, second, shallow=False)
+
+
+def _remove_marked(folder: Path, *, ignore_errors: bool = False) -> None:
+    """Remove a staging folder a freeze made (it holds the mark); refuse any other in its place."""
+    if not folder.exists():
+        return
+    if not (folder / STAGING_MARK).is_file():
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # empty: made by a freeze killed before it could mark it
+            return
+        if ignore_errors:
+            return
+        raise SiteError(f"{folder} is in the way of the freeze and was not made by one (no {STAGING_MARK} "
+                        "file in it); move it elsewhere")
+    shutil.rmtree(folder, ignore_errors=ignore_errors)
 
 
 def _remove_empty_parents(path: Path, top: Path) -> None:

@@ -26,17 +26,20 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 
 from ..app import create_app
+from ..contained import READ_LOG
 from ..content.loader import Content, load_record, parse_context, record_order, schema_of
 from ..content.model import Settings
-from ..errors import ContentError, SiteError, describe_template_error
+from ..errors import ContentError, SiteError, describe_os_error, describe_template_error
 from ..routes import RecordRoute, enumerated_urls, record_routes
 from ..site import Site
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .fetch import Fetcher
 from .incremental import LazyRecords, cyclic_gc, digest, racy_cutoff, read_file, source_entry
 
-# Editor leftovers, and the assets of the preview-only pages (sitegen/live/).
-STATIC_IGNORE = [".*", "*~", "*.swp", "*.swx", "*.tmp",
+# Editor leftovers, and the assets of the preview-only pages (sitegen/live/). Hidden files
+# are ".?*", not ".*": Frozen-Flask matches the patterns against the static folder's own
+# relative path too, ".", and ".*" then skipped every file directly in static/.
+STATIC_IGNORE = [".?*", "*~", "*.swp", "*.swx", "*.tmp",
                  "styles/login-style.css", "scripts/login-script.js"]
 MAX_PATH_SEGMENT = 200
 PROGRESS_SECONDS = 0.1
@@ -289,6 +292,7 @@ class Job:
     tree: Path
     templates: Path  # compiled templates of earlier freezes
     staged_templates: Path  # compiled by this one, committed with it
+    dest: Path | None = None  # where the build goes (named by errors; pages are written into ``tree``)
 
 
 @dataclass
@@ -315,6 +319,7 @@ class ShareResult:
     pages: list[tuple[str, str, Any, tuple[str, ...]]] = field(default_factory=list)  # (url, file, owner, dependencies)
     deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
+    read: dict[str, bytes] = field(default_factory=dict)  # template or static file -> digest of what was read
 
 
 def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecords]]:
@@ -360,6 +365,7 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
     app = create_app(job.site, content, base_url=job.base_url, config=freeze_config(job.tree))
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
     app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
+    app.extensions[READ_LOG] = result.read  # the versions of templates and static files rendered with
     track_app(app, recorder)
     freezer = ShareFreezer(app, share.records, share.urls)
     with cyclic_gc(True):
@@ -377,6 +383,8 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
             except Exception as exc:
                 where = f" (while freezing {freezer.current_url})" if freezer.current_url else ""
                 described = describe_template_error(exc, job.root / "templates")
+                if described is None and isinstance(exc, OSError):  # a full disk names the disk, not the page
+                    described = describe_os_error(exc, job.dest or job.tree)
                 result.failure = (described or f"{type(exc).__name__}: {exc}") + where
             if result.failure:
                 return result
@@ -511,7 +519,9 @@ class _Workers:
                 outcome, value = ready.recv()
             except EOFError:
                 outcome, value = "crash", f"worker {index} died (exit code {self.processes[index].exitcode})"
-            if outcome == "crash":
+            if outcome == "failure":  # the one line the user would see from a freeze in one process
+                raise SiteError(value)
+            if outcome == "crash":  # a bug: its traceback, from the worker
                 raise RuntimeError(f"a freeze worker failed:\n{value}")
             if outcome == "parsed":
                 self.parses[index] = value
@@ -533,6 +543,10 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
                 send.send(("ok", ShareResult()))
                 return
         send.send(("ok", render_share(job, share, collections, tick)))
+    except SiteError as exc:
+        send.send(("failure", exc.format_message()))
+    except (ContentError, OSError) as exc:
+        send.send(("failure", str(exc) if isinstance(exc, ContentError) else describe_os_error(exc, job.dest or job.tree)))
     except BaseException:
         send.send(("crash", traceback.format_exc()))
     finally:

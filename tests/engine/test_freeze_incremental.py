@@ -199,7 +199,7 @@ def test_a_second_freeze_into_the_same_folder_is_refused_while_one_runs(project)
         fcntl.flock(lock, fcntl.LOCK_EX)  # as a freeze that is running holds it
         with pytest.raises(SiteError, match="another freeze into .*build is running"):
             freeze_site(project, project / "build")
-        assert not (project / ".build.staging").exists()
+        assert not (project / ".build.state" / "next").exists()
         assert snapshot(project / "build") == before
     assert freeze_site(project, project / "build").rendered == 2
 
@@ -230,10 +230,10 @@ def test_a_crash_while_applying_a_commit_is_finished_by_the_next_freeze(project,
     with pytest.raises(KeyboardInterrupt):
         freeze_site(project, project / "build")
     monkeypatch.setattr(incremental.os, "replace", real_replace)
-    assert (project / ".build.staging" / incremental.COMMIT_FILE).is_file()
+    assert (project / ".build.state" / "next" / incremental.COMMIT_FILE).is_file()
     result = freeze_site(project, project / "build")
     assert result.rendered == 0  # the interrupted commit held every change
-    assert not (project / ".build.staging").exists()
+    assert not (project / ".build.state" / "next").exists()
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "crash")
 
 
@@ -247,7 +247,7 @@ def test_a_crash_before_the_commit_leaves_build_and_state_alone(project, monkeyp
         freeze_site(project, project / "build")
     assert snapshot(project / "build") == before
     assert snapshot(project / ".build.state") == state
-    assert not (project / ".build.staging").exists()
+    assert not (project / ".build.state" / "next").exists()
 
 
 # ---------------------------------------------------------------- random edits

@@ -1,0 +1,97 @@
+"""Freezes killed at random moments (SIGKILL) never leave build/ unusable or stale.
+
+Seeded and bounded: ten kills of `python site.py freeze` in a subprocess,
+the first into an existing empty folder, each after a random edit; then a
+freeze that runs to the end must give what a clean freeze gives. Moving a
+file in is slowed to a few milliseconds so that kills land inside commits
+too, not only while pages render; the first kill waits for its commit.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support import EXAMPLE, REPO
+from sitegen.freeze import freeze_site
+from sitegen.freeze.build import MARKER
+from test_freeze import snapshot
+from test_freeze_incremental import USER, add_users, clean_copy
+
+SEED, KILLS = 20261202, 10
+
+
+def random_edit(root: Path, rng: random.Random, step: int) -> None:
+    users = sorted((root / "content/users").glob("member-*.yaml"))
+    choice = rng.randrange(5)
+    if choice == 0:  # a rename: the profile and the pages that list names
+        path = rng.choice(users)
+        path.write_text(path.read_text().replace("name: ", f"name: Renamed {step} ", 1))
+    elif choice == 1:
+        rng.choice(users).unlink()
+    elif choice == 2:
+        (root / f"content/users/added-{step}.yaml").write_text(USER.format(
+            slug=f"added-{step}", name=f"Added {step}", year=step % 20, month=1, day=1, bio="New."))
+    elif choice == 3:  # a template every page uses
+        base = root / "templates/base.html"
+        base.write_text(base.read_text().replace("</footer>", f"<!-- {step} --></footer>", 1))
+    else:
+        css = root / "static/styles/site.css"
+        css.write_text(css.read_text() + f"\n/* {step} */\n")
+
+
+SLOW_MOVES = """
+import os, sys, time
+real_replace = os.replace
+def replace(source, target, **options):
+    time.sleep(0.003)
+    return real_replace(source, target, **options)
+os.replace = replace
+sys.argv = ["site.py", "--root", sys.argv[1], "freeze"]
+from sitegen.cli import main
+main()
+"""
+
+
+def start_freeze(root: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", SLOW_MOVES, str(root)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_the_commit(freeze: subprocess.Popen, dest: Path) -> None:
+    """Until the freeze starts moving pages into the empty ``dest``, or ends."""
+    while freeze.poll() is None and not any(entry.name != MARKER for entry in dest.iterdir()):
+        time.sleep(0.005)
+
+
+def test_killed_freezes_recover_to_a_clean_build(make_project, tmp_path):
+    root = make_project()
+    add_users(root, 200)
+    dest = root / "build"
+    dest.mkdir()  # the first freeze goes into an existing empty folder
+    rng = random.Random(SEED)
+    started = time.monotonic()
+    for step in range(KILLS):
+        if step:
+            random_edit(root, rng, step)
+        freeze = start_freeze(root)
+        if step == 0:  # a first freeze into an empty folder, killed while it moves pages in
+            wait_for_the_commit(freeze, dest)
+            time.sleep(rng.uniform(0, 0.5))
+        else:
+            time.sleep(rng.uniform(0.1, 1.2))
+        freeze.send_signal(signal.SIGKILL)
+        _, errors = freeze.communicate(timeout=60)
+        assert b"Traceback" not in errors, errors.decode()
+        if step == KILLS // 2:  # half-way, a freeze that runs to its end gives a clean build
+            freeze_site(root, dest)
+            assert snapshot(dest) == clean_copy(root, tmp_path, "half-way")
+    done = subprocess.run([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(dest) == clean_copy(root, tmp_path, "end")
+    assert time.monotonic() - started < 60
