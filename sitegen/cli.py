@@ -69,7 +69,8 @@ def _checked_base_url(url: str | None) -> str | None:
 def add_account_command(root: Path, name: str, password_stdin: bool) -> None:
     """Create a login account for the preview's live pages, or change its password.
 
-    Only a salted hash of the password is stored, in content/accounts.yaml.
+    Only a salted hash of the password is stored, in instance/accounts.yaml
+    (git-ignored). A new password ends the account's earlier sessions.
     """
     from .live.accounts import ACCOUNTS_FILE, add_account, check_name
     from .errors import SiteError
@@ -77,6 +78,7 @@ def add_account_command(root: Path, name: str, password_stdin: bool) -> None:
     problem = check_name(name)
     if problem:
         raise SiteError(problem)
+    _migrate_old_accounts(root)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -94,8 +96,18 @@ def remove_account_command(root: Path, name: str) -> None:
     """Delete a login account; its sessions end with it."""
     from .live.accounts import ACCOUNTS_FILE, remove_account
 
+    _migrate_old_accounts(root)
     remove_account(root, name)
     click.echo(f"Removed account {name!r} from {ACCOUNTS_FILE.as_posix()}")
+
+
+def _migrate_old_accounts(root: Path) -> None:
+    """Accounts moved from content/ to instance/: carry an old file over, saying so."""
+    from .live.accounts import migrate_old_accounts
+
+    notice = migrate_old_accounts(root)
+    if notice:
+        click.echo(notice, err=True)
 
 
 @main.command()
@@ -119,4 +131,5 @@ def preview(root: Path, host: str, port: int, open_browser: bool, allow_network:
         click.echo(f"warning: the preview (and its login and upload pages) is reachable from "
                    f"the network at {host}:{port}; it is not made to face untrusted visitors",
                    err=True)
+    _migrate_old_accounts(root)
     run_preview(root, host, port, open_browser=open_browser)
