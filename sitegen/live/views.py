@@ -16,15 +16,17 @@ import os
 import re
 import secrets
 import tempfile
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, redirect,
                    render_template, request, send_file, session, url_for)
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .accounts import ACCOUNTS_FILE, LoginThrottle, load_accounts, verify_password
+from .accounts import (ACCOUNTS_FILE, SESSIONS_FILE_NAME, FailureThrottle, end_sessions,
+                       load_accounts, load_sign_outs, session_epoch, verify_password)
 from ..app import site_content
 from ..errors import ContentError, SiteError
 from .uploads import (UploadRefused, check_upload, describe_size, list_uploads, read_upload,
@@ -39,6 +41,11 @@ FORM_OVERHEAD = 64 * 1024
 MIN_SECRET_LENGTH = 16
 LOGIN_FAILED = "Wrong username or password."
 UPLOAD_FIELD = "wordlist-upload"
+# Everything under this prefix is the JSON API: key-checked, throttled, JSON for every status.
+API_PREFIX = "/api/"
+# No page of the preview may be framed by another site (clickjacking).
+FRAME_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def init_app(app: Flask) -> None:
@@ -49,12 +56,15 @@ def init_app(app: Flask) -> None:
     config = app.config
     root = config["SITE_ROOT"]
     config.setdefault("SITE_ACCOUNTS_FILE", root / ACCOUNTS_FILE)
+    config.setdefault("SITE_SESSIONS_FILE", Path(config["SITE_ACCOUNTS_FILE"]).with_name(SESSIONS_FILE_NAME))
     config.setdefault("SITE_UPLOAD_FOLDER", root / "uploads")
     config.setdefault("SITE_UPLOAD_LIMIT", _upload_limit_from_env())
     config.setdefault("SITE_UPLOAD_EXTENSIONS", (".txt",))
     config.setdefault("SITE_API_KEY", os.environ.get("SITE_API_KEY") or None)
     config.setdefault("SITE_LOGIN_MAX_FAILURES", 5)
     config.setdefault("SITE_LOGIN_WINDOW", 300)
+    config.setdefault("SITE_API_MAX_FAILURES", 10)
+    config.setdefault("SITE_API_WINDOW", 60)
     if config["MAX_CONTENT_LENGTH"] is None:
         # Werkzeug refuses a larger Content-Length before reading the body.
         config["MAX_CONTENT_LENGTH"] = config["SITE_UPLOAD_LIMIT"] + FORM_OVERHEAD
@@ -63,8 +73,10 @@ def init_app(app: Flask) -> None:
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = config["SESSION_COOKIE_SAMESITE"] or "Lax"
     CSRFProtect(app)
-    app.extensions["login_throttle"] = LoginThrottle(config["SITE_LOGIN_MAX_FAILURES"],
-                                                     config["SITE_LOGIN_WINDOW"])
+    app.extensions["login_throttle"] = FailureThrottle(config["SITE_LOGIN_MAX_FAILURES"],
+                                                       config["SITE_LOGIN_WINDOW"])
+    app.extensions["api_throttle"] = FailureThrottle(config["SITE_API_MAX_FAILURES"],
+                                                     config["SITE_API_WINDOW"])
     app.register_blueprint(blueprint)
 
 
@@ -112,15 +124,29 @@ def load_secret_key(instance: Path) -> str:
 # ---------------------------------------------------------------- helpers
 
 def current_user() -> str | None:
-    """The signed-in account; removing an account ends its sessions."""
-    name = session.get("user")
-    if name is None:
+    """The signed-in account, if the session's epoch is still the account's.
+
+    Signing out, a new password and removing the account each change the
+    epoch, so they end every earlier session of that account.
+    """
+    name, epoch = session.get("user"), session.get("epoch")
+    if not isinstance(name, str) or not isinstance(epoch, str):
         return None
+    current = _session_epoch(name)
+    return name if current and hmac.compare_digest(current, epoch) else None
+
+
+def _session_epoch(name: str) -> str | None:
+    """The epoch a session of ``name`` must carry now; None for no such account."""
     try:
-        accounts = _accounts()
+        stored = _accounts().get(name)
     except ContentError:
         return None
-    return name if name in accounts else None
+    if stored is None:
+        return None
+    if "sign_outs" not in g:
+        g.sign_outs = load_sign_outs(Path(current_app.config["SITE_SESSIONS_FILE"]))
+    return session_epoch(current_app.config["SECRET_KEY"], name, stored, g.sign_outs.get(name, ""))
 
 
 def _accounts() -> dict[str, str]:
@@ -193,13 +219,6 @@ def login():
     if request.method != "POST":  # GET, and HEAD which Flask answers as a GET
         return render_login(safe_next(request.args.get("next")))
     next_url = safe_next(request.form.get("next"))
-    throttle: LoginThrottle = current_app.extensions["login_throttle"]
-    client = request.remote_addr or "unknown"
-    wait = throttle.retry_after(client)
-    if wait:
-        page, status = render_login(next_url, status=429,
-                                    error=f"Too many failed sign-ins. Try again in {wait} seconds.")
-        return page, status, {"Retry-After": str(wait)}
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     if not username or not password:
@@ -209,13 +228,19 @@ def login():
         accounts = _accounts()
     except ContentError as exc:
         return render_message("Accounts file is broken", str(exc), 500)
+    throttle: FailureThrottle = current_app.extensions["login_throttle"]
+    client = request.remote_addr or "unknown"
+    wait = throttle.acquire(client)  # counted as failed until the password is right
+    if wait:
+        page, status = render_login(next_url, status=429,
+                                    error=f"Too many failed sign-ins. Try again in {wait} seconds.")
+        return page, status, {"Retry-After": str(wait)}
     if not verify_password(accounts, username, password):
-        throttle.failed(client)
         page, status = render_login(next_url, username=username, error=LOGIN_FAILED, status=401)
         return page, status, {"WWW-Authenticate": 'Form realm="preview"'}
     throttle.succeeded(client)
     session.clear()
-    session["user"] = username
+    session["user"], session["epoch"] = username, _session_epoch(username)
     response = redirect(next_url or url_for("live.upload"), 303)
     response.set_cookie("username", username, httponly=True, samesite="Lax")
     return response
@@ -223,6 +248,10 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
+    """Ends every session of the signed-in account, not only this browser's."""
+    user = current_user()
+    if user is not None:
+        end_sessions(Path(current_app.config["SITE_SESSIONS_FILE"]), user)
     session.clear()
     response = redirect(url_for("pages.index"), 303)
     response.delete_cookie("username", httponly=True, samesite="Lax")
@@ -239,6 +268,10 @@ def upload():
     if UPLOAD_FIELD not in request.files:
         return render_upload(status=400, error=f"No file was sent: the form needs a file in the "
                                                f"{UPLOAD_FIELD!r} field.")
+    sent = sum(len(files) for _, files in request.files.lists())
+    if sent > 1:
+        return render_upload(status=400, error=f"One file per upload, please: this form sent {sent} "
+                                               f"files, and none was stored.")
     file = request.files[UPLOAD_FIELD]
     config = current_app.config
     try:
@@ -267,20 +300,35 @@ def download(stored_name: str):
 
 @blueprint.app_errorhandler(RequestEntityTooLarge)
 def too_large(error):
-    message = (f"The upload is larger than the limit of "
-               f"{describe_size(current_app.config['SITE_UPLOAD_LIMIT'])}.")
-    if request.endpoint == "live.upload" and current_user():
+    config = current_app.config
+    if (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]:
+        message = f"The upload is larger than the limit of {describe_size(config['SITE_UPLOAD_LIMIT'])}."
+    else:  # Werkzeug's form limits: too many parts, or a text field too large
+        message = (f"The form has too many parts (at most {request.max_form_parts}) or a text field "
+                   f"over {describe_size(request.max_form_memory_size)}.")
+    if request.endpoint == "live.upload" and current_user() and not is_api_request():
         return render_upload(error=message, status=413)
-    return render_message("Too large", message, 413)
+    return refuse("Too large", message, 413)
 
 
 @blueprint.app_errorhandler(CSRFError)
 def csrf_refused(error):
-    return render_message("Form refused", "This form has expired or did not come from this site "
-                          "(its CSRF token is missing or wrong). Reload the page and try again.", 400)
+    return refuse("Form refused", "This form has expired or did not come from this site "
+                  "(its CSRF token is missing or wrong). Reload the page and try again.", 400)
 
 
-# ---------------------------------------------------------------- /api/users/
+def refuse(title: str, message: str, status: int) -> Response | tuple[str, int]:
+    """A refusal in one sentence: JSON under /api/, else a page."""
+    if is_api_request():
+        return api_error(status, message)
+    return render_message(title, message, status)
+
+
+# ---------------------------------------------------------------- /api/
+
+def is_api_request() -> bool:
+    return request.path.startswith(API_PREFIX)
+
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify(message=message)
@@ -289,33 +337,83 @@ def api_error(status: int, message: str, headers: dict[str, str] | None = None) 
     return response
 
 
-def api_key_required(view):
-    """The tutorial's ``?key=``, or an X-API-Key header, checked in constant time."""
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        expected = current_app.config["SITE_API_KEY"]
-        if not expected:
-            return api_error(503, "The API is off: no key is configured. Set the SITE_API_KEY "
-                                  "environment variable and restart the preview.")
-        given = request.headers.get("X-API-Key") or request.args.get("key")
-        if not given:
-            return api_error(401, "An API key is required: send it in the X-API-Key header "
-                                  "or the key query parameter.", {"WWW-Authenticate": "X-API-Key"})
-        if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                                   expected.encode("utf-8", "surrogatepass")):
-            return api_error(403, "The API key is wrong.")
-        return view(*args, **kwargs)
-    return wrapped
+@blueprint.before_app_request
+def guard_api():
+    """Every request under /api/: the key first, then JSON for a route or method that does not exist.
+
+    Runs before routing errors are raised, so an unknown route or a wrong
+    method is answered here in JSON, not by the site's HTML 404 page.
+    """
+    if not is_api_request():
+        return None
+    refused = check_api_key()
+    if refused is not None:
+        return refused
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed):
+        allowed = ", ".join(sorted(error.valid_methods or ()))
+        return api_error(405, f"{request.method} is not allowed on {request.path}; use {allowed}.",
+                         {"Allow": allowed})
+    if isinstance(error, NotFound):
+        return api_error(404, f"No API route {request.path}.")
+    return None
+
+
+def check_api_key() -> Response | None:
+    """The tutorial's ``?key=``, or an X-API-Key header, checked in constant time.
+
+    Wrong keys have a throttle of their own, per client address: after too
+    many within the window every keyed request waits (429), the right key too.
+    """
+    expected = current_app.config["SITE_API_KEY"]
+    if not expected:
+        return api_error(503, "The API is off: no key is configured. Set the SITE_API_KEY "
+                              "environment variable and restart the preview.")
+    given = request.headers.get("X-API-Key") or request.args.get("key")
+    if not given:
+        return api_error(401, "An API key is required: send it in the X-API-Key header "
+                              "or the key query parameter.", {"WWW-Authenticate": "X-API-Key"})
+    throttle: FailureThrottle = current_app.extensions["api_throttle"]
+    client = request.remote_addr or "unknown"
+    wait = throttle.acquire(client)  # counted as wrong until the comparison says otherwise
+    if wait:
+        return api_error(429, f"Too many wrong API keys: try again in {wait} seconds.",
+                         {"Retry-After": str(wait)})
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass")):
+        return api_error(403, "The API key is wrong.")
+    throttle.succeeded(client)
+    return None
+
+
+@blueprint.app_errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    """Under /api/ every refusal is JSON; elsewhere Flask's own page (or a more specific handler)."""
+    if not is_api_request():
+        return error
+    allowed = getattr(error, "valid_methods", None)
+    message = " ".join((error.description or f"{error.name}.").split())
+    return api_error(error.code or 500, message, {"Allow": ", ".join(allowed)} if allowed else None)
+
+
+def _as_json_error(response: Response) -> Response:
+    """The API's last word: a refusal made as a page by any other handler becomes JSON."""
+    if response.status_code < 400 or response.is_json:
+        return response
+    kept = {name: response.headers[name] for name in KEPT_ERROR_HEADERS if name in response.headers}
+    try:
+        message = f"{HTTPStatus(response.status_code).phrase}."
+    except ValueError:
+        message = f"Error {response.status_code}."
+    return api_error(response.status_code, message, {**kept, **FRAME_HEADERS})
 
 
 @blueprint.get("/api/users/")
-@api_key_required
 def api_users():
     return jsonify(usernames=sorted(site_content().users))
 
 
 @blueprint.get("/api/users/<username>")
-@api_key_required
 def api_user(username: str):
     user = site_content().users.get(username)
     if user is None:
@@ -341,7 +439,13 @@ def add_preview_nav(response: Response) -> Response:
     Only HTML pages (text/html with a ``</body>``) are touched, so JSON, text,
     downloads and empty answers (OPTIONS, 304) stay byte for byte as the views
     made them; removing the marked block gives back the page as it is frozen.
+    Every response says it must not be framed: each page carries the sign-out
+    form, and /upload more.
     """
+    for name, value in FRAME_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if is_api_request():
+        return _as_json_error(response)
     if response.mimetype != "text/html" or response.direct_passthrough or response.is_streamed:
         return response
     body = response.get_data()
