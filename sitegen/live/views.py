@@ -20,9 +20,10 @@ from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, redirect,
-                   render_template, request, send_file, session, url_for)
+from flask import (Blueprint, Flask, Request, Response, abort, current_app, flash, g, jsonify,
+                   redirect, render_template, request, send_file, session, url_for)
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .accounts import (ACCOUNTS_FILE, SESSIONS_FILE_NAME, FailureThrottle, end_sessions,
@@ -72,6 +73,8 @@ def init_app(app: Flask) -> None:
         config["SECRET_KEY"] = load_secret_key(Path(app.instance_path))
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = config["SESSION_COOKIE_SAMESITE"] or "Lax"
+    app.request_class = LiveRequest
+    app.before_request(refuse_unreadable_form)  # before CSRFProtect, which would call it "token missing"
     CSRFProtect(app)
     app.extensions["login_throttle"] = FailureThrottle(config["SITE_LOGIN_MAX_FAILURES"],
                                                        config["SITE_LOGIN_WINDOW"])
@@ -119,6 +122,41 @@ def load_secret_key(instance: Path) -> str:
     if len(key) < MIN_SECRET_LENGTH:
         raise SiteError(f"{path} holds no usable key: delete it and a new one is made")
     return key
+
+
+# ---------------------------------------------------------------- forms Werkzeug cannot read
+
+class LiveRequest(Request):
+    """Keeps why a form body could not be parsed, where Werkzeug reads it as an empty form.
+
+    A part header that is not UTF-8 (a file name in another encoding, say)
+    or broken multipart framing made every field vanish, so the visitor was
+    told the CSRF token was missing.
+    """
+
+    form_problem: str | None = None
+
+    def make_form_data_parser(self):
+        parser = super().make_form_data_parser()
+        parser.silent = False
+        return parser
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except ValueError as exc:
+            self.form_problem = ("a part's header, such as a file name, is not UTF-8 text"
+                                 if isinstance(exc, UnicodeDecodeError) else "its multipart framing is broken")
+            self.__dict__.update(form=ImmutableMultiDict(), files=ImmutableMultiDict())
+
+
+def refuse_unreadable_form():
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return None
+    request.form  # noqa: B018 -- parse now, so that a problem is told before the CSRF check
+    if request.form_problem:
+        return refuse("Form refused", f"The form could not be read: {request.form_problem}.", 400)
+    return None
 
 
 # ---------------------------------------------------------------- helpers
