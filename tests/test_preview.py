@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import json
 import re
+import shutil
 import socket
 import threading
 import time
@@ -17,7 +18,8 @@ from flask import Flask, jsonify
 from tornado.ioloop import IOLoop
 from werkzeug.test import Client
 
-from conftest import (API_KEY, LIVE_USER, REPO, Visitor, multipart, parse_html)
+from conftest import (API_KEY, LIVE_USER, PREVIEW_ENV, REPO, PreviewProcess, Visitor,
+                      make_preview_project, multipart, parse_html)
 from sitegen.preview.server import PreviewServer, PreviewSite, PreviewMiddleware
 
 PREVIEW_BLOCK = re.compile(rb"<!--preview-->.*?<!--/preview-->", re.DOTALL)
@@ -458,6 +460,74 @@ def test_the_running_preview_forbids_framing(running_preview):
         response = visitor.get(path)
         assert response.getheader("X-Frame-Options") == "DENY"
         assert response.getheader("Content-Security-Policy") == "frame-ancestors 'none'"
+
+
+# ---------------------------------------------------------------- a running preview: restarts
+
+def page_epoch(visitor: Visitor) -> str:
+    return preview_scripts(visitor.get("/about/").body)[0]["data-epoch"]
+
+
+def test_requests_in_flight_survive_python_edits(tmp_path):
+    """Requests keep coming while two Python edits restart the app; an upload spans the first."""
+    engine = tmp_path / "engine"  # a copy of the engine, so this test can edit its Python
+    shutil.copytree(REPO / "sitegen", engine / "sitegen", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "site.py", engine)
+    server = PreviewProcess(make_preview_project(tmp_path / "project"), engine=engine, env=PREVIEW_ENV)
+    failures, answered, stop = [], [], threading.Event()
+
+    def keep_asking():
+        visitor = Visitor(server.port)
+        while not stop.is_set():
+            try:
+                status = visitor.get("/about/").status
+            except OSError as exc:
+                status = repr(exc)
+            (answered if status == 200 else failures).append(status)
+
+    restarting = threading.Event()
+
+    def slow_body(body: bytes):
+        yield body[:100]
+        restarting.wait(20)
+        time.sleep(0.3)  # the old process has stopped accepting by now
+        yield body[100:]
+
+    uploader = Visitor(server.port)
+    uploader.sign_in()
+    content_type, body = multipart([("csrf_token", uploader.csrf_token("/upload")),
+                                    ("wordlist-upload", (b"in-flight.txt", b"words\n"))])
+    upload_result = []
+    upload = threading.Thread(target=lambda: upload_result.append(uploader.request(
+        "POST", "/upload", slow_body(body), {"Content-Type": content_type, "Content-Length": str(len(body))})))
+    askers = [threading.Thread(target=keep_asking) for _ in range(4)]
+    try:
+        for thread in [upload, *askers]:
+            thread.start()
+        watcher = Visitor(server.port)
+        for edit_number in range(2):
+            before = page_epoch(watcher)
+            pages = engine / "sitegen" / "pages.py"
+            pages.write_text(pages.read_text() + f"# edit {edit_number}\n")
+            deadline = time.monotonic() + 20
+            while not any("changed: restarting" in line for line in server.lines[edit_number:]):
+                assert time.monotonic() < deadline, server.lines
+                time.sleep(0.02)
+            restarting.set()
+            while page_epoch(watcher) == before:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in [upload, *askers]:
+            thread.join(30)
+        server.stop()
+    assert sum("restarting" in line for line in server.lines) == 2
+    assert failures == [] and len(answered) > 50
+    assert upload_result[0].status == 303
+    [stored] = (tmp_path / "project" / "uploads" / LIVE_USER).iterdir()
+    assert stored.read_bytes() == b"words\n"
 
 
 # ---------------------------------------------------------------- the command

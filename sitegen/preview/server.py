@@ -677,7 +677,8 @@ def run_preview(root: Path, host: str, port: int, *, open_browser: bool = False)
     if open_browser:
         threading.Timer(0.3, webbrowser.open, [url]).start()
     fds = [sock.fileno() for sock in sockets]
-    command = [sys.executable, "-c",
+    # -P: the child imports this engine (PYTHONPATH), never a sitegen/ in the current folder.
+    command = [sys.executable, "-P", "-c",
                "import sys; from sitegen.preview.server import child_main; sys.exit(child_main(sys.argv[1:]))",
                str(root), ",".join(allowed_hosts(host))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
