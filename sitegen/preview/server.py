@@ -2,7 +2,7 @@
 
 livereload (on tornado) is kept for its server skeleton and its websocket
 reload channel; the parts of livereload 2.7.1 that fall short are replaced
-through its extension points (see README, "What preview fixes in livereload"):
+through its extension points (see docs/preview.md, "What preview fixes in livereload"):
 
 - the WSGI app runs in tornado's WSGIContainer on a thread pool, so a slow
   request never stalls other requests or the reload channel;
