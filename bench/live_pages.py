@@ -40,7 +40,7 @@ def main() -> None:
         temp = Path(temp)
         (temp / "content").mkdir()
         add_account(temp, "ada", "correct horse battery staple")  # the default scrypt hash
-        settings = {"SECRET_KEY": "b" * 32, "SITE_ACCOUNTS_FILE": temp / "content/accounts.yaml",
+        settings = {"SECRET_KEY": "b" * 32, "SITE_ACCOUNTS_FILE": temp / "instance/accounts.yaml",
                     "SITE_UPLOAD_FOLDER": temp / "uploads", "SITE_LOGIN_MAX_FAILURES": 10**6}
         live = create_app(ROOT, content, live=True, config=settings)
         plain = create_app(ROOT, content)

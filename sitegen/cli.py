@@ -80,7 +80,8 @@ def _checked_base_url(url: str | None) -> str | None:
 def add_account_command(site: Site, name: str, password_stdin: bool) -> None:
     """Create a login account for the preview's live pages, or change its password.
 
-    Only a salted hash of the password is stored, in content/accounts.yaml.
+    Only a salted hash of the password is stored, in instance/accounts.yaml
+    (git-ignored). A new password ends the account's earlier sessions.
     """
     from .live.accounts import ACCOUNTS_FILE, add_account, check_name
     from .errors import SiteError
@@ -88,6 +89,7 @@ def add_account_command(site: Site, name: str, password_stdin: bool) -> None:
     problem = check_name(name)
     if problem:
         raise SiteError(problem)
+    _migrate_old_accounts(site.root)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -105,8 +107,18 @@ def remove_account_command(site: Site, name: str) -> None:
     """Delete a login account; its sessions end with it."""
     from .live.accounts import ACCOUNTS_FILE, remove_account
 
+    _migrate_old_accounts(site.root)
     remove_account(site.root, name)
     click.echo(f"Removed account {name!r} from {ACCOUNTS_FILE.as_posix()}")
+
+
+def _migrate_old_accounts(root: Path) -> None:
+    """Accounts moved from content/ to instance/: carry an old file over, saying so."""
+    from .live.accounts import migrate_old_accounts
+
+    notice = migrate_old_accounts(root)
+    if notice:
+        click.echo(notice, err=True)
 
 
 @main.command()
@@ -130,4 +142,5 @@ def preview(site: Site, host: str, port: int, open_browser: bool, allow_network:
         click.echo(f"warning: the preview (and its login and upload pages) is reachable from "
                    f"the network at {host}:{port}; it is not made to face untrusted visitors",
                    err=True)
+    _migrate_old_accounts(site.root)
     run_preview(site.root, host, port, open_browser=open_browser)

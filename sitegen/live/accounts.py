@@ -1,16 +1,28 @@
-"""Login accounts for the preview's live pages, and the throttle that guards them.
+"""Login accounts for the preview's live pages, their sessions, and the throttle that guards them.
 
-Accounts are stored in ``content/accounts.yaml`` as ``username: password hash``
-(Werkzeug's salted scrypt by default), never as plain text. Only the live
-blueprint and the account commands read this file; freezing never needs it.
+Accounts are stored in ``instance/accounts.yaml`` as ``username: password hash``
+(Werkzeug's salted scrypt by default), never as plain text. They are local
+state like the secret key, not content: ``instance/`` is git-ignored, so
+``git add .`` never commits the hashes. Only the live blueprint and the
+account commands read this file; freezing never needs it.
+
+A session is valid only for the *session epoch* it was signed in under: a
+digest of the account's password hash and its sign-out token (kept beside the
+accounts, in ``instance/sessions.json``). Changing the password or removing
+the account changes the hash; signing out draws a new token. Either way every
+earlier session of that account ends, wherever its cookie is.
 
 No Flask import here, so ``python site.py add-account`` starts fast.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import re
+import secrets
 import tempfile
 import threading
 import time
@@ -25,7 +37,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..content.yaml_source import Loader
 from ..errors import ContentError, SiteError
 
-ACCOUNTS_FILE = Path("content") / "accounts.yaml"
+ACCOUNTS_FILE = Path("instance") / "accounts.yaml"
+# Where accounts were kept before they moved to instance/ (see migrate_old_accounts).
+OLD_ACCOUNTS_FILE = Path("content") / "accounts.yaml"
+SESSIONS_FILE_NAME = "sessions.json"
 NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 MAX_NAME_LENGTH = 64
 # A Werkzeug hash is "method$salt$hash"; anything else is most likely a pasted password.
@@ -98,15 +113,40 @@ def _display(path: Path, root: Path) -> str:
 def save_accounts(path: Path, accounts: dict[str, str]) -> None:
     """Write the accounts file atomically (a crash leaves the old file whole)."""
     lines = [FILE_HEADER] + [f'{name}: "{accounts[name]}"\n' for name in sorted(accounts)]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, "".join(lines))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step; the file is private (mode 0600)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.writelines(lines)
+            file.write(text)
         os.replace(temp, path)
     except BaseException:
         os.unlink(temp)
         raise
+
+
+def migrate_old_accounts(root: Path) -> str | None:
+    """Move content/accounts.yaml, where accounts used to be, to instance/accounts.yaml.
+
+    Returns a line telling what was done, or None when there was nothing to
+    move; when both files exist it refuses rather than choose one.
+    """
+    old, new = root / OLD_ACCOUNTS_FILE, root / ACCOUNTS_FILE
+    if not old.exists():
+        return None
+    if new.exists():
+        raise SiteError(f"{OLD_ACCOUNTS_FILE.as_posix()} is no longer read: the accounts are in "
+                        f"{ACCOUNTS_FILE.as_posix()}; delete the old file (and `git rm --cached` it "
+                        f"if it was committed)")
+    new.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.replace(old, new)
+    return (f"moved {OLD_ACCOUNTS_FILE.as_posix()} to {ACCOUNTS_FILE.as_posix()} (git-ignored: "
+            f"password hashes are local state, not content; if the old file was committed, "
+            f"`git rm --cached {OLD_ACCOUNTS_FILE.as_posix()}`)")
 
 
 def add_account(root: Path, name: str, password: str) -> bool:
@@ -159,11 +199,14 @@ def _dummy_hash(method: str) -> str:
     return generate_password_hash(os.urandom(16).hex(), method=method)
 
 
-class LoginThrottle:
-    """Counts failed sign-ins per client; too many within ``window`` seconds blocks it.
+class FailureThrottle:
+    """Counts failed attempts per client; ``max_failures`` within ``window`` seconds block it.
 
-    In memory, per app: the preview is one process, and a restart forgetting
-    the count is acceptable for a local server.
+    An attempt is counted *before* it is checked (``acquire``) and forgotten
+    only if it succeeds, so simultaneous attempts cannot all slip under the
+    limit: at most ``max_failures`` are ever checked per window. In memory,
+    per app: the preview is one process, and a restart forgetting the count is
+    acceptable for a local server.
     """
 
     MAX_CLIENTS = 10_000
@@ -174,20 +217,21 @@ class LoginThrottle:
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, client: str) -> int:
-        """Seconds until ``client`` may try again; 0 when it may try now."""
+    def acquire(self, client: str) -> int:
+        """Count an attempt by ``client`` as failed until ``succeeded`` says otherwise.
+
+        Returns 0 when the attempt may go ahead, else the seconds to wait (and
+        the attempt is not counted).
+        """
         with self._lock:
             failures = self._recent(client)
-            if len(failures) < self.max_failures:
-                return 0
-            return max(1, int(failures[0] + self.window - self.clock() + 0.999))
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            if len(self._failures) >= self.MAX_CLIENTS:
+            if len(failures) >= self.max_failures:
+                return max(1, int(failures[0] + self.window - self.clock() + 0.999))
+            if client not in self._failures and len(self._failures) >= self.MAX_CLIENTS:
                 for stale in [c for c in self._failures if not self._recent(c)]:
                     del self._failures[stale]
-            self._failures.setdefault(client, deque()).append(self.clock())
+            self._failures.setdefault(client, failures).append(self.clock())
+            return 0
 
     def succeeded(self, client: str) -> None:
         with self._lock:
@@ -198,3 +242,32 @@ class LoginThrottle:
         while failures and failures[0] <= self.clock() - self.window:
             failures.popleft()
         return failures
+
+
+# ---------------------------------------------------------------- sessions
+
+_sign_out_lock = threading.Lock()
+
+
+def load_sign_outs(path: Path) -> dict[str, str]:
+    """account -> its current sign-out token; a missing or unreadable file means none yet."""
+    try:
+        tokens = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in tokens.items() if isinstance(v, str)} if isinstance(tokens, dict) else {}
+
+
+def end_sessions(path: Path, name: str) -> None:
+    """Draw a new sign-out token for ``name``: every session signed in before is over."""
+    with _sign_out_lock:
+        tokens = load_sign_outs(path)
+        tokens[name] = secrets.token_hex(16)
+        _write_atomically(path, json.dumps(tokens, indent=1, sort_keys=True) + "\n")
+
+
+def session_epoch(secret: str | bytes, name: str, password_hash: str, sign_out_token: str) -> str:
+    """What a session of ``name`` must carry to be valid: changes with the hash and the token."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    message = f"{name}\0{password_hash}\0{sign_out_token}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]

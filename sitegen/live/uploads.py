@@ -25,7 +25,10 @@ from typing import BinaryIO
 
 MAX_SHOWN_NAME_BYTES = 120
 STORED_NAME = re.compile(r"(?P<ns>[0-9]{19})-(?P<token>[0-9a-f]{16})-(?P<name>[A-Za-z0-9_-]+={0,2})\.txt\Z")
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Never shown: controls (Cc), invisible format characters such as the right-to-left
+# override that makes "evil\u202etxt.exe" look like "evilexe.txt" (Cf), surrogates
+# (Cs) and line or paragraph separators (Zl, Zp).
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 class UploadRefused(Exception):
@@ -45,9 +48,10 @@ class StoredUpload:
 
 
 def shown_name(client_name: str) -> str:
-    """The last path part of the client's name, as text fit to display."""
+    """The last path part of the client's name, as text fit to display (nothing invisible)."""
     name = re.split(r"[/\\]", client_name)[-1]
-    name = unicodedata.normalize("NFC", CONTROL_CHARACTERS.sub("", name)).strip()
+    name = "".join(c for c in name if unicodedata.category(c) not in HIDDEN_CATEGORIES)
+    name = unicodedata.normalize("NFC", name).strip()
     stem, extension = os.path.splitext(name)
     while len((stem + extension).encode()) > MAX_SHOWN_NAME_BYTES:
         stem = stem[:-1]
@@ -106,7 +110,7 @@ def read_upload(folder: Path, stored_name: str) -> StoredUpload | None:
     if not match:
         return None
     try:
-        shown = base64.urlsafe_b64decode(match["name"]).decode()
+        shown = shown_name(base64.urlsafe_b64decode(match["name"]).decode())
         size = (folder / stored_name).stat().st_size
     except (OSError, binascii.Error, UnicodeDecodeError):
         return None

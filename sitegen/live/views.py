@@ -16,15 +16,18 @@ import os
 import re
 import secrets
 import tempfile
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, redirect,
-                   render_template, request, send_file, session, url_for)
+from flask import (Blueprint, Flask, Request, Response, abort, current_app, flash, g, jsonify,
+                   redirect, render_template, request, send_file, session, url_for)
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .accounts import ACCOUNTS_FILE, LoginThrottle, load_accounts, verify_password
+from .accounts import (ACCOUNTS_FILE, SESSIONS_FILE_NAME, FailureThrottle, end_sessions,
+                       load_accounts, load_sign_outs, session_epoch, verify_password)
 from ..content.loader import current_content as site_content
 from ..content.model import plain_fields
 from ..errors import ContentError, SiteError
@@ -40,6 +43,11 @@ FORM_OVERHEAD = 64 * 1024
 MIN_SECRET_LENGTH = 16
 LOGIN_FAILED = "Wrong username or password."
 UPLOAD_FIELD = "wordlist-upload"
+# Everything under this prefix is the JSON API: key-checked, throttled, JSON for every status.
+API_PREFIX = "/api/"
+# No page of the preview may be framed by another site (clickjacking).
+FRAME_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def init_app(app: Flask) -> None:
@@ -50,12 +58,15 @@ def init_app(app: Flask) -> None:
     config = app.config
     root = config["SITE_ROOT"]
     config.setdefault("SITE_ACCOUNTS_FILE", root / ACCOUNTS_FILE)
+    config.setdefault("SITE_SESSIONS_FILE", Path(config["SITE_ACCOUNTS_FILE"]).with_name(SESSIONS_FILE_NAME))
     config.setdefault("SITE_UPLOAD_FOLDER", root / "uploads")
     config.setdefault("SITE_UPLOAD_LIMIT", _upload_limit_from_env())
     config.setdefault("SITE_UPLOAD_EXTENSIONS", (".txt",))
     config.setdefault("SITE_API_KEY", os.environ.get("SITE_API_KEY") or None)
     config.setdefault("SITE_LOGIN_MAX_FAILURES", 5)
     config.setdefault("SITE_LOGIN_WINDOW", 300)
+    config.setdefault("SITE_API_MAX_FAILURES", 10)
+    config.setdefault("SITE_API_WINDOW", 60)
     if config["MAX_CONTENT_LENGTH"] is None:
         # Werkzeug refuses a larger Content-Length before reading the body.
         config["MAX_CONTENT_LENGTH"] = config["SITE_UPLOAD_LIMIT"] + FORM_OVERHEAD
@@ -63,10 +74,15 @@ def init_app(app: Flask) -> None:
         config["SECRET_KEY"] = load_secret_key(Path(app.instance_path))
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = config["SESSION_COOKIE_SAMESITE"] or "Lax"
+    app.request_class = LiveRequest
+    app.before_request(refuse_unreadable_form)  # before CSRFProtect, which would call it "token missing"
     CSRFProtect(app)
-    app.extensions["login_throttle"] = LoginThrottle(config["SITE_LOGIN_MAX_FAILURES"],
-                                                     config["SITE_LOGIN_WINDOW"])
+    app.extensions["login_throttle"] = FailureThrottle(config["SITE_LOGIN_MAX_FAILURES"],
+                                                       config["SITE_LOGIN_WINDOW"])
+    app.extensions["api_throttle"] = FailureThrottle(config["SITE_API_MAX_FAILURES"],
+                                                     config["SITE_API_WINDOW"])
     app.register_blueprint(blueprint)
+    _register_api(app)
 
 
 def _upload_limit_from_env() -> int:
@@ -110,18 +126,67 @@ def load_secret_key(instance: Path) -> str:
     return key
 
 
+# ---------------------------------------------------------------- forms Werkzeug cannot read
+
+class LiveRequest(Request):
+    """Keeps why a form body could not be parsed, where Werkzeug reads it as an empty form.
+
+    A part header that is not UTF-8 (a file name in another encoding, say)
+    or broken multipart framing made every field vanish, so the visitor was
+    told the CSRF token was missing.
+    """
+
+    form_problem: str | None = None
+
+    def make_form_data_parser(self):
+        parser = super().make_form_data_parser()
+        parser.silent = False
+        return parser
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except ValueError as exc:
+            self.form_problem = ("a part's header, such as a file name, is not UTF-8 text"
+                                 if isinstance(exc, UnicodeDecodeError) else "its multipart framing is broken")
+            self.__dict__.update(form=ImmutableMultiDict(), files=ImmutableMultiDict())
+
+
+def refuse_unreadable_form():
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return None
+    request.form  # noqa: B018 -- parse now, so that a problem is told before the CSRF check
+    if request.form_problem:
+        return refuse("Form refused", f"The form could not be read: {request.form_problem}.", 400)
+    return None
+
+
 # ---------------------------------------------------------------- helpers
 
 def current_user() -> str | None:
-    """The signed-in account; removing an account ends its sessions."""
-    name = session.get("user")
-    if name is None:
+    """The signed-in account, if the session's epoch is still the account's.
+
+    Signing out, a new password and removing the account each change the
+    epoch, so they end every earlier session of that account.
+    """
+    name, epoch = session.get("user"), session.get("epoch")
+    if not isinstance(name, str) or not isinstance(epoch, str):
         return None
+    current = _session_epoch(name)
+    return name if current and hmac.compare_digest(current, epoch) else None
+
+
+def _session_epoch(name: str) -> str | None:
+    """The epoch a session of ``name`` must carry now; None for no such account."""
     try:
-        accounts = _accounts()
+        stored = _accounts().get(name)
     except ContentError:
         return None
-    return name if name in accounts else None
+    if stored is None:
+        return None
+    if "sign_outs" not in g:
+        g.sign_outs = load_sign_outs(Path(current_app.config["SITE_SESSIONS_FILE"]))
+    return session_epoch(current_app.config["SECRET_KEY"], name, stored, g.sign_outs.get(name, ""))
 
 
 def _accounts() -> dict[str, str]:
@@ -194,13 +259,6 @@ def login():
     if request.method != "POST":  # GET, and HEAD which Flask answers as a GET
         return render_login(safe_next(request.args.get("next")))
     next_url = safe_next(request.form.get("next"))
-    throttle: LoginThrottle = current_app.extensions["login_throttle"]
-    client = request.remote_addr or "unknown"
-    wait = throttle.retry_after(client)
-    if wait:
-        page, status = render_login(next_url, status=429,
-                                    error=f"Too many failed sign-ins. Try again in {wait} seconds.")
-        return page, status, {"Retry-After": str(wait)}
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     if not username or not password:
@@ -210,13 +268,19 @@ def login():
         accounts = _accounts()
     except ContentError as exc:
         return render_message("Accounts file is broken", str(exc), 500)
+    throttle: FailureThrottle = current_app.extensions["login_throttle"]
+    client = request.remote_addr or "unknown"
+    wait = throttle.acquire(client)  # counted as failed until the password is right
+    if wait:
+        page, status = render_login(next_url, status=429,
+                                    error=f"Too many failed sign-ins. Try again in {wait} seconds.")
+        return page, status, {"Retry-After": str(wait)}
     if not verify_password(accounts, username, password):
-        throttle.failed(client)
         page, status = render_login(next_url, username=username, error=LOGIN_FAILED, status=401)
         return page, status, {"WWW-Authenticate": 'Form realm="preview"'}
     throttle.succeeded(client)
     session.clear()
-    session["user"] = username
+    session["user"], session["epoch"] = username, _session_epoch(username)
     response = redirect(next_url or url_for("live.upload"), 303)
     response.set_cookie("username", username, httponly=True, samesite="Lax")
     return response
@@ -224,6 +288,10 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
+    """Ends every session of the signed-in account, not only this browser's."""
+    user = current_user()
+    if user is not None:
+        end_sessions(Path(current_app.config["SITE_SESSIONS_FILE"]), user)
     session.clear()
     response = redirect(request.script_root + "/", 303)  # the site's home page
     response.delete_cookie("username", httponly=True, samesite="Lax")
@@ -240,6 +308,10 @@ def upload():
     if UPLOAD_FIELD not in request.files:
         return render_upload(status=400, error=f"No file was sent: the form needs a file in the "
                                                f"{UPLOAD_FIELD!r} field.")
+    sent = sum(len(files) for _, files in request.files.lists())
+    if sent > 1:
+        return render_upload(status=400, error=f"One file per upload, please: this form sent {sent} "
+                                               f"files, and none was stored.")
     file = request.files[UPLOAD_FIELD]
     config = current_app.config
     try:
@@ -268,20 +340,36 @@ def download(stored_name: str):
 
 @blueprint.app_errorhandler(RequestEntityTooLarge)
 def too_large(error):
-    message = (f"The upload is larger than the limit of "
-               f"{describe_size(current_app.config['SITE_UPLOAD_LIMIT'])}.")
-    if request.endpoint == "live.upload" and current_user():
+    config = current_app.config
+    if (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]:
+        message = f"The upload is larger than the limit of {describe_size(config['SITE_UPLOAD_LIMIT'])}."
+    else:  # Werkzeug's form limits: too many parts, or a text field too large
+        message = (f"The form has too many parts (at most {request.max_form_parts}) or a text field "
+                   f"over {describe_size(request.max_form_memory_size)}.")
+    if request.endpoint == "live.upload" and current_user() and not is_api_request():
         return render_upload(error=message, status=413)
-    return render_message("Too large", message, 413)
+    return refuse("Too large", message, 413)
 
 
 @blueprint.app_errorhandler(CSRFError)
 def csrf_refused(error):
-    return render_message("Form refused", "This form has expired or did not come from this site "
-                          "(its CSRF token is missing or wrong). Reload the page and try again.", 400)
+    return refuse("Form refused", "This form has expired or did not come from this site "
+                  "(its CSRF token is missing or wrong). Reload the page and try again.", 400)
+
+
+def refuse(title: str, message: str, status: int) -> Response | tuple[str, int]:
+    """A refusal in one sentence: JSON under /api/, else a page."""
+    if is_api_request():
+        return api_error(status, message)
+    return render_message(title, message, status)
 
 
 # ---------------------------------------------------------------- /api/COLLECTION/
+
+def is_api_request() -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify(message=message)
@@ -290,47 +378,92 @@ def api_error(status: int, message: str, headers: dict[str, str] | None = None) 
     return response
 
 
-def api_key_required(view):
-    """The tutorial's ``?key=``, or an X-API-Key header, checked in constant time."""
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        expected = current_app.config["SITE_API_KEY"]
-        if not expected:
-            return api_error(503, "The API is off: no key is configured. Set the SITE_API_KEY "
-                                  "environment variable and restart the preview.")
-        given = request.headers.get("X-API-Key") or request.args.get("key")
-        if not given:
-            return api_error(401, "An API key is required: send it in the X-API-Key header "
-                                  "or the key query parameter.", {"WWW-Authenticate": "X-API-Key"})
-        if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                                   expected.encode("utf-8", "surrogatepass")):
-            return api_error(403, "The API key is wrong.")
-        return view(*args, **kwargs)
-    return wrapped
+@blueprint.before_app_request
+def guard_api():
+    """Every request under /api/: the key first, then JSON for a route or method that does not exist.
+
+    Runs before routing errors are raised, so an unknown route or a wrong
+    method is answered here in JSON, not by the site's HTML 404 page.
+    """
+    if not is_api_request():
+        return None
+    refused = check_api_key()
+    if refused is not None:
+        return refused
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed):
+        allowed = ", ".join(sorted(error.valid_methods or ()))
+        return api_error(405, f"{request.method} is not allowed on {request.path}; use {allowed}.",
+                         {"Allow": allowed})
+    if isinstance(error, NotFound):
+        return api_error(404, f"No API route {request.path}.")
+    return None
 
 
-def _exposed_records(collection: str):
-    """The records of a collection the site serves through the API (``api=True``), or None."""
-    declared = current_app.extensions["sitegen_site"].collections.get(collection)
-    return site_content().collections[collection] if declared and declared.api else None
+def check_api_key() -> Response | None:
+    """The tutorial's ``?key=``, or an X-API-Key header, checked in constant time.
+
+    Wrong keys have a throttle of their own, per client address: after too
+    many within the window every keyed request waits (429), the right key too.
+    """
+    expected = current_app.config["SITE_API_KEY"]
+    if not expected:
+        return api_error(503, "The API is off: no key is configured. Set the SITE_API_KEY "
+                              "environment variable and restart the preview.")
+    given = request.headers.get("X-API-Key") or request.args.get("key")
+    if not given:
+        return api_error(401, "An API key is required: send it in the X-API-Key header "
+                              "or the key query parameter.", {"WWW-Authenticate": "X-API-Key"})
+    throttle: FailureThrottle = current_app.extensions["api_throttle"]
+    client = request.remote_addr or "unknown"
+    wait = throttle.acquire(client)  # counted as wrong until the comparison says otherwise
+    if wait:
+        return api_error(429, f"Too many wrong API keys: try again in {wait} seconds.",
+                         {"Retry-After": str(wait)})
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass")):
+        return api_error(403, "The API key is wrong.")
+    throttle.succeeded(client)
+    return None
 
 
-@blueprint.get("/api/<collection>/")
-@api_key_required
+@blueprint.app_errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    """Under /api/ every refusal is JSON; elsewhere Flask's own page (or a more specific handler)."""
+    if not is_api_request():
+        return error
+    allowed = getattr(error, "valid_methods", None)
+    message = " ".join((error.description or f"{error.name}.").split())
+    return api_error(error.code or 500, message, {"Allow": ", ".join(allowed)} if allowed else None)
+
+
+def _as_json_error(response: Response) -> Response:
+    """The API's last word: a refusal made as a page by any other handler becomes JSON."""
+    if response.status_code < 400 or response.is_json:
+        return response
+    kept = {name: response.headers[name] for name in KEPT_ERROR_HEADERS if name in response.headers}
+    try:
+        message = f"{HTTPStatus(response.status_code).phrase}."
+    except ValueError:
+        message = f"Error {response.status_code}."
+    return api_error(response.status_code, message, {**kept, **FRAME_HEADERS})
+
+
+def _register_api(app: Flask) -> None:
+    """``/api/NAME/`` and ``/api/NAME/SLUG`` for each collection the site exposes (``api=True``)."""
+    exposed = [name for name, collection in app.extensions["sitegen_site"].collections.items() if collection.api]
+    if exposed:
+        names = f"any({', '.join(exposed)})"
+        app.add_url_rule(f"{API_PREFIX}<{names}:collection>/", "live.api_records", api_records, strict_slashes=False)
+        app.add_url_rule(f"{API_PREFIX}<{names}:collection>/<slug>", "live.api_record", api_record)
+
+
 def api_records(collection: str):
-    records = _exposed_records(collection)
-    if records is None:
-        return api_error(404, f"No collection named {collection!r} is served by the API.")
-    return jsonify(collection=collection, slugs=sorted(records))
+    return jsonify(collection=collection, slugs=sorted(site_content().collections[collection]))
 
 
-@blueprint.get("/api/<collection>/<slug>")
-@api_key_required
 def api_record(collection: str, slug: str):
-    records = _exposed_records(collection)
-    if records is None:
-        return api_error(404, f"No collection named {collection!r} is served by the API.")
-    record = records.get(slug)
+    record = site_content().collections[collection].get(slug)
     if record is None:
         return api_error(404, f"No record named {slug!r} in {collection}.")
     return jsonify(plain_fields(record))
@@ -353,7 +486,13 @@ def add_preview_nav(response: Response) -> Response:
     Only HTML pages (text/html with a ``</body>``) are touched, so JSON, text,
     downloads and empty answers (OPTIONS, 304) stay byte for byte as the views
     made them; removing the marked block gives back the page as it is frozen.
+    Every response says it must not be framed: each page carries the sign-out
+    form, and /upload more.
     """
+    for name, value in FRAME_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if is_api_request():
+        return _as_json_error(response)
     if response.mimetype != "text/html" or response.direct_passthrough or response.is_streamed:
         return response
     body = response.get_data()

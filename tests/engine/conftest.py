@@ -8,7 +8,6 @@ temporary folder, never into a build/ folder of the repository.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,9 @@ from sitegen.app import create_app
 from sitegen.content.loader import load_content
 from sitegen.freeze import freeze_site
 from sitegen.site import load_site
-from support import API_KEY, EXAMPLE, LIVE_PASSWORD, LIVE_USER, SITES
+from support import (API_KEY, EXAMPLE, LIVE_PASSWORD, LIVE_USER, PREVIEW_ENV, SITES, PreviewProcess, copy_site,
+                     make_preview_project)
 
-PROJECT_PARTS = ("site.py", "content", "templates", "static")
 
 
 @pytest.fixture(autouse=True)
@@ -49,15 +48,7 @@ def make_project(tmp_path):
     """A private copy of a fixture site (the example's shape by default) that a test may break at will."""
 
     def make(name: str = "example") -> Path:
-        root = tmp_path / "project"
-        root.mkdir()
-        for part in PROJECT_PARTS:
-            source = SITES / name / part
-            if source.is_dir():
-                shutil.copytree(source, root / part)
-            else:
-                shutil.copy2(source, root / part)
-        return root
+        return copy_site(SITES / name, tmp_path / "project")
 
     return make
 
@@ -107,3 +98,12 @@ def live_app(make_live_app):
 @pytest.fixture
 def live_client(live_app):
     return live_app.test_client()
+
+
+@pytest.fixture(scope="module")
+def running_preview(tmp_path_factory):
+    """One preview process per test module, as ``python site.py preview`` runs it."""
+    server = PreviewProcess(make_preview_project(tmp_path_factory.mktemp("preview") / "project"),
+                            env=PREVIEW_ENV)
+    yield server
+    server.stop()

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 from bs4 import BeautifulSoup
 
@@ -10,12 +19,25 @@ SITES = Path(__file__).resolve().parent / "sites"
 REPO = Path(__file__).resolve().parents[2]  # the repository: the engine's code, its .gitignore
 EXAMPLE = SITES / "example"  # shaped like the repository's example site, with content of its own
 
+PROJECT_PARTS = ("site.py", "content", "templates", "static")
+
 LIVE_USER, LIVE_PASSWORD = "ada", "correct horse battery staple"
 API_KEY = "test-api-key-0123456789"
 
 
 def parse_html(data: bytes | str) -> BeautifulSoup:
     return BeautifulSoup(data, "html.parser")
+
+
+def copy_site(site: Path, root: Path) -> Path:
+    """A private copy of a fixture site (its site.py, content, templates and static files) at ``root``."""
+    root.mkdir(parents=True)
+    for part in PROJECT_PARTS:
+        if (site / part).is_dir():
+            shutil.copytree(site / part, root / part)
+        elif (site / part).exists():
+            shutil.copy2(site / part, root / part)
+    return root
 
 
 def csrf_token(client, path: str = "/login") -> str:
@@ -26,3 +48,101 @@ def csrf_token(client, path: str = "/login") -> str:
 def sign_in(client, username: str = LIVE_USER, password: str = LIVE_PASSWORD, **extra):
     data = {"csrf_token": csrf_token(client), "username": username, "password": password, **extra}
     return client.post("/login", data=data)
+
+
+# ---------------------------------------------------------------- a running preview, over HTTP
+
+class PreviewProcess:
+    """``python site.py --root ROOT preview --port 0``, its URL read from its first line.
+
+    ``engine`` runs another copy of the engine (a folder holding site.py and
+    sitegen/), so a test can edit its Python files without touching this one.
+    """
+
+    def __init__(self, root: Path, *, engine: Path = REPO, env: dict[str, str] | None = None):
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(engine / "site.py"), "--root", str(root), "preview", "--port", "0"],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        first = self.process.stderr.readline()
+        match = re.search(r"at (http://\S+/) ", first)
+        assert match, f"preview did not start: {first!r}"
+        self.url = match.group(1)
+        self.port = int(self.url.rsplit(":", 1)[1].strip("/"))
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+PREVIEW_ENV = {"SITE_API_KEY": API_KEY, "SITE_SECRET_KEY": "test-secret-key-0123456789",
+               "SITE_UPLOAD_LIMIT": "100KB"}
+
+
+def make_preview_project(root: Path) -> Path:
+    """A copy of the example fixture site with the live pages' account in instance/."""
+    from werkzeug.security import generate_password_hash
+
+    from sitegen.live.accounts import ACCOUNTS_FILE, save_accounts
+
+    copy_site(EXAMPLE, root)
+    save_accounts(root / ACCOUNTS_FILE, {LIVE_USER: generate_password_hash(LIVE_PASSWORD, "pbkdf2:sha256:1000")})
+    return root
+
+
+class Visitor:
+    """A browser's part of HTTP, by hand: cookies, forms, and any Host or framing it likes."""
+
+    def __init__(self, port: int, source: str | None = None):
+        self.port, self.cookies = port, {}
+        self.source = (source, 0) if source else None  # another loopback address to come from
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15,
+                                                source_address=self.source)
+        sent = dict(headers or {})
+        if self.cookies:
+            sent.setdefault("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        connection.request(method, path, body=body, headers=sent,
+                           encode_chunked=sent.get("Transfer-Encoding") == "chunked")
+        response = connection.getresponse()
+        response.body = response.read()
+        connection.close()
+        for cookie in response.headers.get_all("Set-Cookie") or []:
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            if value and "Max-Age=0" not in cookie:
+                self.cookies[name] = value
+            else:
+                self.cookies.pop(name, None)
+        return response
+
+    def get(self, path: str, **headers):
+        return self.request("GET", path, headers=headers)
+
+    def csrf_token(self, path: str = "/login") -> str:
+        return parse_html(self.get(path).body).find("input", {"name": "csrf_token"})["value"]
+
+    def sign_in(self, username: str = LIVE_USER, password: str = LIVE_PASSWORD):
+        form = urlencode({"csrf_token": self.csrf_token(), "username": username, "password": password})
+        return self.request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def multipart(fields: list[tuple[str, str | tuple[bytes, bytes]]]) -> tuple[str, bytes]:
+    """(content type, body) of a form: a value is text, or (file name bytes, content) for a file."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields:
+        if isinstance(value, tuple):
+            filename, data = value
+            head = (f'Content-Disposition: form-data; name="{name}"; filename="'.encode()
+                    + filename + b'"\r\nContent-Type: text/plain')
+        else:
+            head, data = f'Content-Disposition: form-data; name="{name}"'.encode(), value.encode()
+        parts.append(b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + data + b"\r\n")
+    body = b"".join(parts) + b"--" + boundary.encode() + b"--\r\n"
+    return f"multipart/form-data; boundary={boundary}", body

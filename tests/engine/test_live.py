@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -178,6 +180,37 @@ def test_unknown_user_costs_a_hash_check_like_a_known_one(monkeypatch):
     assert len(checked) == 2 and checked[0].startswith("pbkdf2:sha256:1000$")
 
 
+def test_simultaneous_wrong_passwords_cannot_race_past_the_limit(make_live_app, monkeypatch):
+    from sitegen.live import views
+
+    app = make_live_app()  # 5 failures per 5 minutes
+    checked, real = [], views.verify_password
+
+    def slow_check(*args):
+        checked.append(args[1])
+        time.sleep(0.05)  # widen the window between reading the limit and counting a failure
+        return real(*args)
+
+    monkeypatch.setattr(views, "verify_password", slow_check)
+    clients = [app.test_client() for _ in range(30)]
+    tokens = [csrf_token(client) for client in clients]
+    barrier, statuses = threading.Barrier(30), []
+
+    def attempt(client, token):
+        barrier.wait()
+        response = client.post("/login", data={"csrf_token": token, "username": LIVE_USER,
+                                               "password": "wrong"})
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(checked) == 5
+    assert sorted(statuses) == [401] * 5 + [429] * 25
+
+
 def test_repeated_failures_are_throttled_with_429(make_live_app):
     app = make_live_app(SITE_LOGIN_MAX_FAILURES=3, SITE_LOGIN_WINDOW=60)
     now = [1000.0]
@@ -224,6 +257,70 @@ def test_removing_an_account_ends_its_sessions(live_client, live_app):
     assert live_client.get("/upload").status_code == 302
 
 
+def session_cookie(client) -> str:
+    return client.get_cookie("session").value
+
+
+def signed_in_with(live_app, cookie: str):
+    """A fresh browser holding a saved session cookie: is it signed in?"""
+    other = live_app.test_client()
+    other.set_cookie("session", cookie)
+    return other.get("/upload").status_code == 200
+
+
+def test_a_cookie_saved_before_signing_out_no_longer_signs_in(live_client, live_app):
+    sign_in(live_client)
+    saved = session_cookie(live_client)
+    assert signed_in_with(live_app, saved)
+    live_client.post("/logout", data={"csrf_token": csrf_token(live_client, "/upload")})
+    assert not signed_in_with(live_app, saved)
+    sign_in(live_client)  # signing in again works, with a new cookie
+    assert live_client.get("/upload").status_code == 200 and not signed_in_with(live_app, saved)
+
+
+def test_signing_out_ends_every_session_of_the_account(live_app):
+    laptop, phone = live_app.test_client(), live_app.test_client()
+    sign_in(laptop)
+    sign_in(phone)
+    laptop.post("/logout", data={"csrf_token": csrf_token(laptop, "/upload")})
+    assert phone.get("/upload").status_code == 302
+
+
+def test_a_new_password_ends_earlier_sessions(live_client, live_app):
+    sign_in(live_client)
+    file = live_app.config["SITE_ACCOUNTS_FILE"]
+    accounts.save_accounts(file, {LIVE_USER: accounts.generate_password_hash("new", "pbkdf2:sha256:1000")})
+    assert live_client.get("/upload").status_code == 302
+    assert sign_in(live_client, password="new").status_code == 303
+
+
+def test_an_account_removed_and_added_again_does_not_take_old_sessions(live_client, live_app):
+    sign_in(live_client)
+    file = live_app.config["SITE_ACCOUNTS_FILE"]
+    accounts.save_accounts(file, {})
+    accounts.save_accounts(file, {LIVE_USER: accounts.generate_password_hash(LIVE_PASSWORD, "pbkdf2:sha256:1000")})
+    page = live_client.get("/upload")
+    assert page.status_code == 302
+
+
+def test_a_session_naming_an_account_without_its_epoch_is_refused(live_app):
+    client = live_app.test_client()
+    with client.session_transaction() as session:  # what a cookie from before epochs held
+        session["user"] = LIVE_USER
+    assert client.get("/upload").status_code == 302
+
+
+# ---------------------------------------------------------------- framing
+
+@pytest.mark.parametrize("path", ["/login", "/upload", "/me", "/", "/users/ada-lovelace/"])
+def test_no_preview_page_can_be_framed_by_another_site(live_client, path):
+    sign_in(live_client)
+    response = live_client.get(path)
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+
+
 def test_a_broken_accounts_file_is_named_with_its_line(live_client, live_app):
     live_app.config["SITE_ACCOUNTS_FILE"].write_text("# accounts\nada: plaintext\n")
     response = sign_in(live_client)
@@ -252,7 +349,7 @@ def test_api_lists_the_slugs_of_an_exposed_collection(live_client, example_conte
 def test_api_serves_only_the_collections_a_site_exposes(live_client):
     response = live_client.get("/api/stores/", headers={"X-API-Key": API_KEY})
     assert response.status_code == 404
-    assert response.get_json() == {"message": "No collection named 'stores' is served by the API."}
+    assert response.get_json() == {"message": "No API route /api/stores/."}
 
 
 @pytest.mark.parametrize("request_args, status", [
@@ -272,6 +369,54 @@ def test_api_unknown_user_is_a_json_404(live_client):
     response = live_client.get("/api/users/nobody", headers={"X-API-Key": API_KEY})
     assert response.status_code == 404
     assert response.get_json() == {"message": "No record named 'nobody' in users."}
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/api/nothing-here", 404),
+    ("GET", "/api/users/ada-lovelace/extra", 404),
+    ("POST", "/api/users/", 405),
+    ("PUT", "/api/users/ada-lovelace", 405),
+    ("DELETE", "/api/users/ada-lovelace", 405),
+    ("PATCH", "/api/users/", 405),
+])
+def test_api_answers_json_for_unknown_routes_and_methods(live_client, method, path, status):
+    response = live_client.open(path, method=method, headers={"X-API-Key": API_KEY})
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert response.get_json()["message"] and b"<" not in response.data
+    if status == 405:
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_errors_raised_by_api_views_are_json_too(make_live_app):
+    from flask import abort
+
+    app = make_live_app()
+    app.add_url_rule("/api/gone/", "gone", lambda: abort(404))  # the site has an HTML 404 handler
+    app.add_url_rule("/api/teapot/", "teapot", lambda: abort(418))
+    client = app.test_client()
+    gone = client.get("/api/gone/", headers={"X-API-Key": API_KEY})
+    assert gone.status_code == 404 and gone.get_json() == {"message": "Not Found."}
+    teapot = client.get("/api/teapot/", headers={"X-API-Key": API_KEY})
+    assert teapot.status_code == 418 and "teapot" in teapot.get_json()["message"]
+
+
+def test_wrong_api_keys_have_a_throttle_of_their_own(make_live_app):
+    app = make_live_app(SITE_API_MAX_FAILURES=3, SITE_API_WINDOW=60)
+    now = [1000.0]
+    app.extensions["api_throttle"].clock = lambda: now[0]
+    client = app.test_client()
+    wrong = [client.get("/api/users/", headers={"X-API-Key": f"guess-{n}"}) for n in range(3)]
+    assert [r.status_code for r in wrong] == [403] * 3
+    throttled = client.get("/api/users/", headers={"X-API-Key": API_KEY})  # the right key waits too
+    assert throttled.status_code == 429 and 0 < int(throttled.headers["Retry-After"]) <= 60
+    assert "Too many wrong API keys" in throttled.get_json()["message"]
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert other.get("/api/users/", headers={"X-API-Key": API_KEY}).status_code == 200
+    assert sign_in(client).status_code == 303  # sign-in keeps its own count
+    now[0] += 61
+    assert client.get("/api/users/", headers={"X-API-Key": API_KEY}).status_code == 200
 
 
 def test_api_without_a_configured_key_says_so(make_live_app):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import re
+import shutil
 import socket
 import threading
 import time
@@ -16,7 +18,8 @@ from flask import Flask, jsonify
 from tornado.ioloop import IOLoop
 from werkzeug.test import Client
 
-from support import EXAMPLE, parse_html
+from support import (API_KEY, EXAMPLE, LIVE_USER, PREVIEW_ENV, REPO, PreviewProcess, Visitor,
+                     make_preview_project, multipart, parse_html)
 from sitegen.preview.server import PreviewServer, PreviewSite, PreviewMiddleware
 
 PREVIEW_BLOCK = re.compile(rb"<!--preview-->.*?<!--/preview-->", re.DOTALL)
@@ -282,14 +285,15 @@ def test_a_slow_request_does_not_stall_others(running):
 
 def test_oversized_bodies_are_refused_before_they_are_read(running):
     connection = socket.create_connection(("127.0.0.1", running), timeout=5)
-    connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 500000000\r\n\r\n")
-    assert connection.recv(100).startswith(b"HTTP/1.1 400")  # without waiting for the body
+    connection.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 500000000\r\n\r\n")
+    assert connection.recv(100).startswith(b"HTTP/1.1 413")  # without waiting for the body
     connection.close()
 
 
-def websocket_handshake(port: int, origin: str) -> int:
+def websocket_handshake(port: int, origin: str, host: str | None = None) -> int:
     headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": origin}
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": origin,
+               **({"Host": host} if host else {})}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     connection.request("GET", "/.livereload", headers=headers)
     status = connection.getresponse().status
@@ -300,6 +304,230 @@ def websocket_handshake(port: int, origin: str) -> int:
 def test_reload_channel_accepts_pages_of_this_server_only(running):
     assert websocket_handshake(running, f"http://127.0.0.1:{running}") == 101
     assert websocket_handshake(running, "http://evil.example") == 403
+
+
+# ---------------------------------------------------------------- a running preview: hosts
+
+FOREIGN = "evil.example"
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/users/ada-lovelace/", "/api/users/"])
+def test_a_host_the_preview_was_not_started_for_is_refused(running_preview, path):
+    response = Visitor(running_preview.port).request(
+        "GET", path, headers={"Host": f"{FOREIGN}:{running_preview.port}", "X-API-Key": API_KEY})
+    assert response.status == 400
+    if path.startswith("/api/"):
+        assert json.loads(response.body) == {"message": (
+            f"Unknown host '{FOREIGN}:{running_preview.port}': this preview answers only "
+            "localhost, 127.0.0.1, [::1].")}
+    else:
+        assert parse_html(response.body).find(role="alert").get_text().startswith(f"Unknown host '{FOREIGN}")
+        assert not parse_html(response.body).find("input", {"name": "csrf_token"})
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "LOCALHOST"])
+def test_loopback_names_are_answered_with_or_without_the_port(running_preview, host):
+    visitor = Visitor(running_preview.port)
+    for sent in (host, f"{host}:{running_preview.port}"):
+        assert visitor.request("GET", "/about/", headers={"Host": sent}).status == 200
+
+
+def test_the_reload_channel_refuses_a_foreign_host_even_with_its_own_origin(running_preview):
+    port = running_preview.port
+    assert websocket_handshake(port, f"http://127.0.0.1:{port}") == 101
+    assert websocket_handshake(port, f"http://{FOREIGN}:{port}", host=f"{FOREIGN}:{port}") == 400
+
+
+def test_the_preview_allows_what_host_names():
+    from sitegen.preview.server import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1") == ("localhost", "127.0.0.1", "[::1]")
+    assert allowed_hosts("::1") == ("localhost", "127.0.0.1", "[::1]")
+    assert allowed_hosts("preview.lan") == ("localhost", "127.0.0.1", "[::1]", "preview.lan")
+
+
+def test_wrong_api_keys_are_throttled_in_the_running_preview(running_preview):
+    prober = Visitor(running_preview.port, source="127.0.0.2")  # its own count, not 127.0.0.1's
+    statuses = [prober.request("GET", "/api/users/", headers={"X-API-Key": f"guess-{n}"}).status
+                for n in range(12)]
+    assert statuses == [403] * 10 + [429] * 2
+    throttled = prober.request("GET", "/api/users/", headers={"X-API-Key": API_KEY})
+    assert throttled.status == 429 and int(throttled.getheader("Retry-After")) > 0
+    assert Visitor(running_preview.port).get("/api/users/", **{"X-API-Key": API_KEY}).status == 200
+
+
+# ---------------------------------------------------------------- a running preview: refusals say why
+
+def test_a_declared_body_over_the_limit_is_413_with_a_reason(running_preview):
+    for path, expected in (("/upload", b"<p role=\"alert\">The upload is larger than the limit of 100 KB.</p>"),
+                           ("/api/users/", b'{"message": "The upload is larger than the limit of 100 KB."}')):
+        connection = socket.create_connection(("127.0.0.1", running_preview.port), timeout=5)
+        connection.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
+                           "Content-Length: 500000000\r\n\r\n".encode())
+        answer = b""
+        while expected not in answer and (chunk := connection.recv(65536)):
+            answer += chunk  # until the answer is whole, or the server closes
+        assert answer.startswith(b"HTTP/1.1 413") and expected in answer
+        connection.close()
+
+
+def test_a_client_sending_a_large_body_reads_the_413_not_a_reset(running_preview):
+    visitor = Visitor(running_preview.port)
+    visitor.sign_in()
+    content_type, body = multipart([("csrf_token", visitor.csrf_token("/upload")),
+                                    ("wordlist-upload", (b"big.txt", b"a" * 3_000_000))])
+    response = visitor.request("POST", "/upload", body, {"Content-Type": content_type})
+    assert response.status == 413
+    assert parse_html(response.body).find(role="alert").get_text() == \
+        "The upload is larger than the limit of 100 KB."
+
+
+def test_a_chunked_body_over_the_limit_is_413(running_preview):
+    chunks = (b"a" * 65536 for _ in range(40))
+    response = Visitor(running_preview.port).request(
+        "POST", "/api/users/", chunks, {"Transfer-Encoding": "chunked", "X-API-Key": API_KEY})
+    assert response.status == 413
+    assert json.loads(response.body) == {"message": "The upload is larger than the limit of 100 KB."}
+
+
+def uploaded(visitor: Visitor, fields: list, *, chunked: bool = False):
+    content_type, body = multipart([("csrf_token", visitor.csrf_token("/upload")), *fields])
+    headers = {"Content-Type": content_type}
+    if chunked:
+        headers["Transfer-Encoding"] = "chunked"
+        body = iter([body[:10], body[10:]])
+    return visitor.request("POST", "/upload", body, headers)
+
+
+def shown_uploads(visitor: Visitor) -> list[str]:
+    return [a.get_text() for a in parse_html(visitor.get("/upload").body).select(".live-table a")]
+
+
+def test_a_chunked_upload_reaches_the_app(running_preview):
+    visitor = Visitor(running_preview.port)
+    visitor.sign_in()
+    response = uploaded(visitor, [("wordlist-upload", (b"chunked.txt", b"words\n"))], chunked=True)
+    assert response.status == 303
+    assert "chunked.txt" in shown_uploads(visitor)
+
+
+def test_a_form_of_many_parts_is_parsed_by_the_app(running_preview):
+    visitor = Visitor(running_preview.port)
+    visitor.sign_in()
+    extra = [(f"field-{n}", "x") for n in range(150)]
+    response = uploaded(visitor, [*extra, ("wordlist-upload", (b"many.txt", b"words\n"))])
+    assert response.status == 303 and "many.txt" in shown_uploads(visitor)
+    too_many = uploaded(visitor, [(f"field-{n}", "x") for n in range(1000)])
+    assert too_many.status == 413
+    assert parse_html(too_many.body).find(role="alert").get_text().startswith(
+        "The form has too many parts (at most 1000)")
+
+
+def test_odd_file_names_get_an_answer_from_the_app(running_preview):
+    visitor = Visitor(running_preview.port)
+    visitor.sign_in()
+    with_nul = uploaded(visitor, [("wordlist-upload", (b"nul\x00name.txt", b"words\n"))])
+    assert with_nul.status == 303 and "nulname.txt" in shown_uploads(visitor)
+    not_utf8 = uploaded(visitor, [("wordlist-upload", (b"caf\xe9.txt", b"words\n"))])
+    assert not_utf8.status == 400
+    assert parse_html(not_utf8.body).find(role="alert").get_text() == (
+        "The form could not be read: a part's header, such as a file name, is not UTF-8 text.")
+
+
+def test_a_huge_api_key_is_431_in_json(running_preview):
+    response = Visitor(running_preview.port).get("/api/users/", **{"X-API-Key": "k" * 100_000})
+    assert response.status == 431
+    assert json.loads(response.body) == {"message": "The request headers are 97.7 KB, over the limit of 64 KB."}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
+def test_the_running_api_answers_json_for_unknown_routes_and_methods(running_preview, method):
+    visitor = Visitor(running_preview.port)
+    for path in ("/api/nothing/", "/api/users/ada-lovelace"):
+        response = visitor.request(method, path, b"" if method != "GET" else None, {"X-API-Key": API_KEY})
+        if path == "/api/users/ada-lovelace" and method == "GET":
+            assert response.status == 200
+            continue
+        assert response.status == (404 if path == "/api/nothing/" else 405)
+        assert response.getheader("Content-Type") == "application/json"
+        assert b"preview" not in response.body and json.loads(response.body)["message"]
+
+
+def test_the_running_preview_forbids_framing(running_preview):
+    visitor = Visitor(running_preview.port)
+    visitor.sign_in()
+    for path in ("/login", "/upload"):
+        response = visitor.get(path)
+        assert response.getheader("X-Frame-Options") == "DENY"
+        assert response.getheader("Content-Security-Policy") == "frame-ancestors 'none'"
+
+
+# ---------------------------------------------------------------- a running preview: restarts
+
+def page_epoch(visitor: Visitor) -> str:
+    return preview_scripts(visitor.get("/about/").body)[0]["data-epoch"]
+
+
+def test_requests_in_flight_survive_python_edits(tmp_path):
+    """Requests keep coming while two Python edits restart the app; an upload spans the first."""
+    engine = tmp_path / "engine"  # a copy of the engine, so this test can edit its Python
+    shutil.copytree(REPO / "sitegen", engine / "sitegen", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "site.py", engine)
+    server = PreviewProcess(make_preview_project(tmp_path / "project"), engine=engine, env=PREVIEW_ENV)
+    failures, answered, stop = [], [], threading.Event()
+
+    def keep_asking():
+        visitor = Visitor(server.port)
+        while not stop.is_set():
+            try:
+                status = visitor.get("/about/").status
+            except OSError as exc:
+                status = repr(exc)
+            (answered if status == 200 else failures).append(status)
+
+    restarting = threading.Event()
+
+    def slow_body(body: bytes):
+        yield body[:100]
+        restarting.wait(20)
+        time.sleep(0.3)  # the old process has stopped accepting by now
+        yield body[100:]
+
+    uploader = Visitor(server.port)
+    uploader.sign_in()
+    content_type, body = multipart([("csrf_token", uploader.csrf_token("/upload")),
+                                    ("wordlist-upload", (b"in-flight.txt", b"words\n"))])
+    upload_result = []
+    upload = threading.Thread(target=lambda: upload_result.append(uploader.request(
+        "POST", "/upload", slow_body(body), {"Content-Type": content_type, "Content-Length": str(len(body))})))
+    askers = [threading.Thread(target=keep_asking) for _ in range(4)]
+    try:
+        for thread in [upload, *askers]:
+            thread.start()
+        watcher = Visitor(server.port)
+        for edit_number in range(2):
+            before = page_epoch(watcher)
+            pages = engine / "sitegen" / "routes.py"
+            pages.write_text(pages.read_text() + f"# edit {edit_number}\n")
+            deadline = time.monotonic() + 20
+            while not any("changed: restarting" in line for line in server.lines[edit_number:]):
+                assert time.monotonic() < deadline, server.lines
+                time.sleep(0.02)
+            restarting.set()
+            while page_epoch(watcher) == before:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in [upload, *askers]:
+            thread.join(30)
+        server.stop()
+    assert sum("restarting" in line for line in server.lines) == 2
+    assert failures == [] and len(answered) > 50
+    assert upload_result[0].status == 303
+    [stored] = (tmp_path / "project" / "uploads" / LIVE_USER).iterdir()
+    assert stored.read_bytes() == b"words\n"
 
 
 # ---------------------------------------------------------------- the command

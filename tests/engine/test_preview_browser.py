@@ -13,36 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from support import EXAMPLE, REPO
+from support import EXAMPLE, REPO, PreviewProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 TIMEOUT_MS = 5000
-
-
-class PreviewProcess:
-    """``python site.py --root ROOT preview --port 0``, its URL read from its first line."""
-
-    def __init__(self, root: Path):
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "preview", "--port", "0"],
-            stderr=subprocess.PIPE, text=True)
-        first = self.process.stderr.readline()
-        match = re.search(r"at (http://\S+/) ", first)
-        assert match, f"preview did not start: {first!r}"
-        self.url = match.group(1)
-        threading.Thread(target=self._collect, daemon=True).start()
-
-    def _collect(self) -> None:
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 @pytest.fixture(scope="module")

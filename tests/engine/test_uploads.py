@@ -162,6 +162,31 @@ def test_windows_paths_never_reach_the_disk(signed_in, live_app, tmp_path, clien
     assert shown.endswith("evil.txt") and not {"/", "\\"} & set(shown)
 
 
+def test_a_second_file_in_one_upload_is_refused_not_dropped(signed_in, live_app):
+    form = {"csrf_token": csrf_token(signed_in),
+            "wordlist-upload": [(io.BytesIO(b"one\n"), "one.txt"), (io.BytesIO(b"two\n"), "two.txt")]}
+    response = signed_in.post("/upload", data=form, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert alert(response) == "One file per upload, please: this form sent 2 files, and none was stored."
+    assert files_under(live_app.config["SITE_UPLOAD_FOLDER"]) == []
+
+
+@pytest.mark.parametrize("client_name, shown", [
+    ("evil\u202etxt.exe.txt", "eviltxt.exe.txt"),  # right-to-left override
+    ("a\u200bb\u2066.txt", "ab.txt"),  # zero-width space, left-to-right isolate
+    ("x\u2028y.txt", "xy.txt"),  # line separator
+])
+def test_invisible_and_direction_characters_are_not_shown(signed_in, live_app, tmp_path, client_name, shown):
+    stored = stored_upload(signed_in, live_app, tmp_path, client_name)
+    assert [u.shown_name for u in list_uploads(stored.parent)] == [shown]
+    assert parse_html(signed_in.get("/upload").data).select_one(".live-table a").get_text() == shown
+
+
+def test_a_name_stored_before_is_shown_without_its_direction_override(tmp_path):
+    stored = store_upload(tmp_path, "evil\u202etxt.exe.txt", b"x\n")
+    assert stored.shown_name == "eviltxt.exe.txt"
+
+
 def test_two_uploads_with_the_same_name_are_both_kept(signed_in, live_app):
     upload(signed_in, "words.txt", b"first\n")
     upload(signed_in, "words.txt", b"second\n")
