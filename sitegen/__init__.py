@@ -16,9 +16,8 @@ try:
     from .content.model import Markdown, NavItem, Record, Settings, StaticFile
     from .site import Site
 except ModuleNotFoundError as missing:  # e.g. `python site.py` outside the virtual environment
-    raise SystemExit(f"sitegen needs the package {missing.name!r}, which {sys.executable} does not have: "
-                     "install the project (python3 -m venv .venv && .venv/bin/pip install -e .) "
-                     "and run .venv/bin/python site.py") from None
+    raise SystemExit(f"error: {sys.executable} lacks {missing.name}, which sitegen needs: install the project "
+                     "(python3 -m venv .venv && .venv/bin/pip install -e .) and run .venv/bin/python site.py") from None
 
 
 def render_template(template_name: str, **context: Any) -> str:

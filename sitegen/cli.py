@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -16,8 +17,17 @@ import click
 from .site import Site, load_site
 
 
+# What the commands import when they run (sitegen's own imports are checked when site.py imports it).
+REQUIRED_MODULES = ("flask", "flask_frozen", "flask_wtf", "jinja2", "livereload", "markdown_it", "pydantic",
+                    "tornado", "watchdog", "werkzeug", "yaml")
+
+
 def run(site: Site, args: list[str] | None = None) -> None:
     """The command line of ``site``."""
+    missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f"error: {sys.executable} lacks {', '.join(missing)}, which sitegen needs: install the project "
+                 "(python3 -m venv .venv && .venv/bin/pip install -e .) and run .venv/bin/python site.py")
     # When the process ends, Python runs one more cycle collection over every
     # object left, such as a freeze's state: tens of milliseconds for nothing.
     atexit.register(gc.freeze)

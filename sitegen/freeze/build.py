@@ -21,6 +21,7 @@ is imported only when some page has to be rendered.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
+from .linkcheck import base_path_of, broken_links
 
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
@@ -169,7 +171,7 @@ class Build:
         job = render.Job(self.root, self.base_url, self.site, settings, self.folders.tree,
                          self.folders.templates, self.folders.staged_templates, self.folders.dest)
         old_urls: dict[tuple[str, str], list[str]] = {}  # record -> its pages
-        for url, (_, owner, _) in self.old_pages.items():
+        for url, (_, owner, *_) in self.old_pages.items():
             if owner:
                 old_urls.setdefault(owner, []).append(url)
 
@@ -223,11 +225,14 @@ class Build:
                  if (page[1] in current if page[1] else url in others)}
         written = []
         for result in results:
-            for url, file, owner, dependencies in result.pages:
-                pages[url] = (file, owner, dependencies)
+            for url, file, owner, dependencies, links in result.pages:
+                pages[url] = (file, owner, dependencies, tuple(map(sys.intern, links)))
                 written.append(file)
         if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
-            render.check_collisions(file for file, _, _ in pages.values())
+            render.check_collisions(page[0] for page in pages.values())
+        broken = broken_links(pages, self.root, base_path_of(self.base_url or settings.base_url))
+        if broken:
+            raise SiteError("\n".join(broken))
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
         sources = self._sources_with_records_read(parses)

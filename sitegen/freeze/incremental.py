@@ -46,7 +46,7 @@ from ..content.model import Records
 from ..errors import SiteError, describe_os_error
 from ..links import OUTSIDE_LINK, followed_link, leads_outside
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"  # the journal of a commit that is ready to apply
 ROLLBACK_FILE = "rollback.marshal"  # the same journal, once a failure started undoing it
@@ -61,7 +61,8 @@ SOURCE_FOLDERS = ("templates", "static")
 LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml", "pydantic", "markdown_it")
 
 Sources = dict[str, tuple[int, int, bytes]]
-Page = tuple[str, Any, tuple[str, ...]]  # (file relative to the build, owner (kind, slug) or None, dependencies)
+# (file relative to the build, owner (kind, slug) or None, dependencies, files of the build it links to)
+Page = tuple[str, Any, tuple[str, ...], tuple[str, ...]]
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from ..site import Site
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .fetch import Fetcher
 from .incremental import LazyRecords, cyclic_gc, digest, racy_cutoff, read_file, source_entry
+from .linkcheck import page_links
 
 # Editor leftovers, and the assets of the preview-only pages (sitegen/live/). Hidden files
 # are ".?*", not ".*": Frozen-Flask matches the patterns against the static folder's own
@@ -93,6 +94,7 @@ class ShareFreezer(CheckedFreezer):
         register_record_generators(self, list(self.record_routes.values()), records)
         self.url_generators = [self._noting_owner(generator) for generator in self.url_generators]
         self.pending = iter(urls)
+        self.links: tuple[str, ...] = ()  # what the page just built links to (see linkcheck.py)
         self._folders: set[str] = set()  # made by this freezer
 
         @self.register_generator
@@ -120,6 +122,11 @@ class ShareFreezer(CheckedFreezer):
         return Path(self.app.root_path) / self.app.config["FREEZER_DESTINATION"]
 
     @functools.cached_property
+    def base_url(self) -> str:
+        url = self.app.config["FREEZER_BASE_URL"] or "http://localhost/"
+        return url if url.endswith("/") else url + "/"
+
+    @functools.cached_property
     def fetcher(self) -> Fetcher:
         return Fetcher(self.app, self.app.config["FREEZER_BASE_URL"])
 
@@ -145,8 +152,11 @@ class ShareFreezer(CheckedFreezer):
         """
         file = unicodedata.normalize("NFC", self.urlpath_to_filepath(url))
         page = self.fetcher.get(url)
+        self.links = ()
         if page.status_code != 200:
             return self._build_one(url).relative_to(self.root).as_posix()
+        if page.mimetype == "text/html":
+            self.links = page_links(page.data, self.base_url + url.lstrip("/"), self.base_url)
         if not self.app.config["FREEZER_IGNORE_MIMETYPE_WARNINGS"]:
             guessed = mimetypes.guess_type(file)[0] or self.app.config["FREEZER_DEFAULT_MIMETYPE"]
             if guessed != page.mimetype:
@@ -316,7 +326,8 @@ class ShareParse:
 
 @dataclass
 class ShareResult:
-    pages: list[tuple[str, str, Any, tuple[str, ...]]] = field(default_factory=list)  # (url, file, owner, dependencies)
+    # (url, file, owner, dependencies, links)
+    pages: list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
     read: dict[str, bytes] = field(default_factory=dict)  # template or static file -> digest of what was read
@@ -401,7 +412,7 @@ def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result
             except StopIteration:
                 recorder.stop()
                 return
-            result.pages.append((url, file, freezer.owner or owners.get(url), recorder.stop()))
+            result.pages.append((url, file, freezer.owner or owners.get(url), recorder.stop(), freezer.links))
             tick()
 
 
