@@ -609,6 +609,14 @@ def _remove_marked(folder: Path, *, ignore_errors: bool = False) -> None:
             return
         raise SiteError(f"{folder} is in the way of the freeze and was not made by one (no {STAGING_MARK} "
                         "file in it); move it elsewhere")
+    # The mark goes last: a freeze killed while removing the rest leaves a folder still marked as ours.
+    for entry in os.scandir(folder):
+        if entry.name != STAGING_MARK:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=ignore_errors)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
     shutil.rmtree(folder, ignore_errors=ignore_errors)
 
 

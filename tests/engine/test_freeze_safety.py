@@ -139,3 +139,28 @@ def test_a_refused_include_says_it_was_refused(make_project):
     assert result.exit_code == 1
     assert "templates/about.html:" in result.output
     assert "refused template '../x.html': its name leads outside templates/" in result.output
+
+
+def test_a_freeze_killed_while_removing_its_staging_leaves_it_marked_for_the_next(make_project, monkeypatch):
+    import shutil
+
+    from sitegen.freeze import freeze_site, incremental
+
+    root = make_project()
+    freeze_site(root, root / "build")
+    staging = root / ".build.state" / "next"
+    (staging / "tree" / "users").mkdir(parents=True)
+    (staging / incremental.STAGING_MARK).write_bytes(b"")
+    real_rmtree = shutil.rmtree
+
+    def killed(path, *args, **kwargs):  # removes what it can reach of the mark, then the process dies
+        Path(path, incremental.STAGING_MARK).unlink(missing_ok=True)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(incremental.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        incremental.BuildFolders(root / "build").recover()
+    assert (staging / incremental.STAGING_MARK).is_file()
+    monkeypatch.setattr(incremental.shutil, "rmtree", real_rmtree)
+    assert freeze_site(root, root / "build").rendered == 0
+    assert not staging.exists()
