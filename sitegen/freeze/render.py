@@ -37,11 +37,10 @@ from .fetch import Fetcher
 from .incremental import LazyRecords, cyclic_gc, digest, racy_cutoff, read_file, source_entry
 from .linkcheck import page_links
 
-# Editor leftovers, and the assets of the preview-only pages (sitegen/live/). Hidden files
-# are ".?*", not ".*": Frozen-Flask matches the patterns against the static folder's own
-# relative path too, ".", and ".*" then skipped every file directly in static/.
-STATIC_IGNORE = [".?*", "*~", "*.swp", "*.swx", "*.tmp",
-                 "styles/login-style.css", "scripts/login-script.js"]
+# Editor leftovers. Hidden files are ".?*", not ".*": Frozen-Flask matches the patterns
+# against the static folder's own relative path too, ".", and ".*" then skipped every file
+# directly in static/.
+STATIC_IGNORE = [".?*", "*~", "*.swp", "*.swx", "*.tmp"]
 MAX_PATH_SEGMENT = 200
 PROGRESS_SECONDS = 0.1
 

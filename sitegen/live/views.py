@@ -34,7 +34,9 @@ from ..errors import ContentError, SiteError
 from .uploads import (UploadRefused, check_upload, describe_size, list_uploads, read_upload,
                       store_upload)
 
-blueprint = Blueprint("live", __name__)
+# Its templates and assets are the engine's; a site may override a template by its name in templates/.
+blueprint = Blueprint("live", __name__, template_folder="templates", static_folder="static",
+                      static_url_path="/.live")
 
 PREVIEW_START, PREVIEW_END = b"<!--preview-->", b"<!--/preview-->"
 DEFAULT_UPLOAD_LIMIT = 2 * 1024 * 1024

@@ -56,8 +56,7 @@ def test_build_has_no_page_link_or_form_to_a_live_page(frozen_build, live_app):
                 if tag.get(attribute):
                     path = urlsplit(tag[attribute]).path
                     assert live_endpoint(adapter, path, method) is None, f"{html}: {tag}"
-    assert not (frozen_build / "static" / "styles" / "login-style.css").exists()
-    assert not (frozen_build / "static" / "scripts" / "login-script.js").exists()
+    assert not list(frozen_build.rglob("login-style.css")) and not list(frozen_build.rglob("login-script.js"))
 
 
 def test_preview_links_are_inside_the_markers_and_the_rest_is_the_frozen_page(live_client, client,
@@ -104,7 +103,7 @@ def test_login_form_has_its_own_style_and_script(live_client):
     assert form["method"] == "post"
     assert {i["name"] for i in form.find_all("input", attrs={"name": True})} == {"csrf_token", "username", "password"}
     assets = [tag.get("href") or tag.get("src") for tag in soup.head.select("link[rel=stylesheet], script[src]")]
-    assert "/static/styles/login-style.css" in assets and "/static/scripts/login-script.js" in assets
+    assert "/.live/login-style.css" in assets and "/.live/login-script.js" in assets
     for asset in assets:
         assert live_client.get(asset).status_code == 200
 

@@ -174,6 +174,20 @@ def test_content_edit_rereads_only_that_file(project_site, project_preview, monk
     assert parse_html(page.data).h1.get_text() == "Ada King"
 
 
+def test_a_deleted_record_that_others_refer_to_shows_their_files_until_it_is_back(make_project):
+    root = make_project("events")
+    events_site = PreviewSite(root)
+    preview = Client(PreviewMiddleware(events_site))
+    venue = root / "content/venues/small-room.yaml"
+    kept = venue.read_text()
+    venue.unlink()
+    events_site.apply({venue})
+    assert "content/events/talk-4.yaml:3:8: no venue 'small-room' in content/venues/" in error_shown(preview, "/")
+    venue.write_text(kept)
+    events_site.apply({venue})
+    assert preview.get("/events/talk-4/").status_code == 200
+
+
 def test_new_and_deleted_records_come_and_go(project_site, project_preview):
     new = project_site.root / "content/users/zoe-zed.yaml"
     new.write_text("name: Zoe Zed\njoined: 2020-01-01\n")
