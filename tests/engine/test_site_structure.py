@@ -319,3 +319,16 @@ def test_a_copy_of_the_example_site_freezes_without_engine_changes(tmp_path):
     root = copy_site(EXAMPLE, tmp_path / "copy")
     assert freeze_site(root, root / "build").pages > 0
     assert parse_html((root / "build/index.html").read_bytes()).h1.get_text() == "Wordsmiths"
+
+
+def test_a_list_of_references_resolves_each_and_refuses_an_unknown_one(events, tmp_path):
+    edit(events / "site.py", "    tags: list[str] = []\n", "    tags: list[str] = []\n    also_at: list[Venue] = []\n")
+    edit(events / "templates/event.html", "<ul class=\"tags\">",
+         "<ul class=\"also\">{% for venue in event.also_at %}<li>{{ venue.name }}</li>{% endfor %}</ul><ul class=\"tags\">")
+    with open(events / "content/events/talk-1.yaml", "a") as talk:
+        talk.write("also_at: [small-room, great-hall]\n")
+    freeze_site(events, tmp_path / "build")
+    assert [li.get_text() for li in page(tmp_path / "build", "/events/talk-1/").select(".also li")] == \
+        ["The Small Room", "The Great Hall"]
+    edit(events / "content/events/talk-1.yaml", "[small-room, great-hall]", "[small-room, nowhere]")
+    assert freeze_fails(events) == "content/events/talk-1.yaml:7:23: no venue 'nowhere' in content/venues/"
