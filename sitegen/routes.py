@@ -1,7 +1,7 @@
 """The site's routes in the app: a URL converter per collection, listing pages, and every URL to freeze.
 
 ``<events:event>`` in a rule hands the view the record whose slug is in the
-URL (an unknown slug is a 404), and ``url_for(..., user=record)`` takes a
+URL (an unknown slug is a 404), and ``url_for(..., event=record)`` takes a
 record or a slug. Because the converter says which collection a parameter
 walks, freeze lists one URL per record without being told; a parameter it
 cannot list is an error naming the route.

@@ -278,7 +278,7 @@ def keep_versions_rendered(root: Path, sources: Sources, read: list[dict[str, by
 # ---------------------------------------------------------------- records as plain data
 
 class LazyRecords(Records):
-    """Encoded records (Schema.encode) decoded on first access: a page that reads one user decodes one."""
+    """Encoded records (Schema.encode) decoded on first access: a page that reads one record decodes one."""
 
     def __init__(self, encoded: dict[str, tuple], decode: Any):
         super().__init__()
