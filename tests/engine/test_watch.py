@@ -26,7 +26,7 @@ def test_sources_are_watched(path):
     assert not is_ignored(PurePath(path))
 
 
-def watch_while(folder: Path, edits) -> list[tuple[float, set[Path]]]:
+def watch_while(folder: Path, edits, *, top_level: list[Path] = ()) -> list[tuple[float, set[Path]]]:
     """Run a FileWatcher on ``folder`` while ``edits()`` runs; the batches with their times."""
     batches = []
     ready, loops = threading.Event(), []
@@ -34,7 +34,8 @@ def watch_while(folder: Path, edits) -> list[tuple[float, set[Path]]]:
     def run():
         asyncio.set_event_loop(asyncio.new_event_loop())
         loop = IOLoop.current()
-        watcher = FileWatcher([folder], lambda paths: batches.append((time.monotonic(), paths)))
+        watcher = FileWatcher([folder], lambda paths: batches.append((time.monotonic(), paths)),
+                              top_level=top_level)
         watcher.start(loop)
         loops.append(loop)
         ready.set()
@@ -49,6 +50,18 @@ def watch_while(folder: Path, edits) -> list[tuple[float, set[Path]]]:
     loops[0].add_callback(loops[0].stop)
     thread.join(5)
     return batches
+
+
+def test_the_sites_own_python_files_are_watched_but_not_the_rest_of_its_folder(tmp_path):
+    (tmp_path / "content").mkdir()
+    (tmp_path / "notes").mkdir()
+
+    def edits():
+        for name in ("site.py", "README.md", "notes/todo.py", "content/a.yaml"):
+            (tmp_path / name).write_text("x")
+
+    batches = watch_while(tmp_path / "content", edits, top_level=[tmp_path])
+    assert set().union(*(paths for _, paths in batches)) == {tmp_path / "site.py", tmp_path / "content/a.yaml"}
 
 
 def test_a_burst_of_saves_is_batched(tmp_path):
