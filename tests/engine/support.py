@@ -29,6 +29,29 @@ def parse_html(data: bytes | str) -> BeautifulSoup:
     return BeautifulSoup(data, "html.parser")
 
 
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative path, with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def check_random_edits_match_a_clean_freeze(root: Path, scratch: Path, edits: list, *, seed: int, steps: int) -> None:
+    """Apply 1-3 of ``edits`` (each ``edit(root, rng)``) per step, freezing after each; every
+    incremental build must equal a clean freeze of the same sources."""
+    import random
+
+    from sitegen.freeze import freeze_site
+
+    rng = random.Random(seed)
+    freeze_site(root, root / "build", jobs=2)
+    for step in range(steps):
+        for edit in rng.sample(edits, rng.randint(1, 3)):
+            edit(root, rng)
+        freeze_site(root, root / "build", jobs=2)
+        clean = scratch / f"clean-{seed}-{step}" / "build"
+        freeze_site(root, clean, jobs=1, clean=True)
+        assert snapshot(root / "build") == snapshot(clean), f"seed {seed}, step {step}"
+
+
 def copy_site(site: Path, root: Path) -> Path:
     """A private copy of a fixture site (its site.py, content, templates and static files) at ``root``."""
     root.mkdir(parents=True)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from sitegen.cli import main
 from sitegen.freeze import freeze_site
-from test_freeze import snapshot
+from support import snapshot
 
 SEED, MUTATIONS, SECONDS_PER_FREEZE = 20261202, 120, 20
 FILES = ["content/users/ada-lovelace.yaml", "content/users/alan-turing.yaml", "content/stores/london.yaml",

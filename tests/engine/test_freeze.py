@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 
-from support import EXAMPLE, parse_html
+from support import EXAMPLE, parse_html, snapshot
 from sitegen.cli import main
 from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
@@ -39,10 +39,6 @@ def resolve(build: Path, link: str, base_path: str) -> Path:
     assert path.startswith(base_path), f"{link} is outside the base path {base_path}"
     relative = path[len(base_path):]
     return build / (relative + "index.html" if relative.endswith("/") or not relative else relative)
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_every_user_gets_a_profile_with_their_data(frozen_build, example_content):

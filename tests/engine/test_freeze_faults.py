@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from sitegen.cli import main
 from sitegen.freeze import incremental, render
 from sitegen.freeze import freeze_site
-from test_freeze import snapshot
+from support import snapshot
 from test_freeze_incremental import USER, add_users, clean_copy
 
 

@@ -18,7 +18,7 @@ from sitegen.freeze.fetch import Fetcher
 from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
 from sitegen.freeze.render import STATIC_IGNORE, ShareFreezer, register_generators
-from test_freeze import snapshot
+from support import snapshot
 from test_freeze_incremental import add_users
 
 

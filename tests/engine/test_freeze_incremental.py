@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from support import EXAMPLE, REPO
+from support import EXAMPLE, REPO, check_random_edits_match_a_clean_freeze, snapshot
 from sitegen.freeze import incremental
 from sitegen.cli import main
 from sitegen.errors import SiteError
 from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
-from test_freeze import snapshot
 
 USER = "name: {name}\njoined: 20{year:02d}-0{month}-1{day}\nbio: {bio}\n"
 STORE = "city: {city}\nname: {name}\naddress: |-\n  {number} Main Street\nhours:\n  Every day: \"9-5\"\nphone: +1 555 {number}\n"
@@ -314,11 +313,4 @@ EDITS = [_edit_user, _add_user, _delete_user, _edit_store, _add_store, _delete_s
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_edits_keep_every_incremental_build_identical_to_a_clean_one(project, tmp_path, seed):
-    rng = random.Random(seed)
-    freeze_site(project, project / "build", jobs=2)
-    for step in range(6):
-        for edit in rng.sample(EDITS, rng.randint(1, 3)):
-            edit(project, rng)
-        freeze_site(project, project / "build", jobs=2)
-        assert snapshot(project / "build") == clean_copy(project, tmp_path, f"{seed}-{step}"), \
-            f"seed {seed}, step {step}"
+    check_random_edits_match_a_clean_freeze(project, tmp_path, EDITS, seed=seed, steps=6)

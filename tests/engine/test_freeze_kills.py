@@ -19,7 +19,7 @@ from pathlib import Path
 from support import EXAMPLE, REPO
 from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
-from test_freeze import snapshot
+from support import snapshot
 from test_freeze_incremental import USER, add_users, clean_copy
 
 SEED, KILLS = 20261202, 10

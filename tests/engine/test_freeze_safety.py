@@ -16,7 +16,7 @@ from sitegen.content.loader import load_content
 from sitegen.site import load_site
 from sitegen.errors import ContentErrors
 from sitegen.preview.server import PreviewMiddleware, PreviewSite
-from test_freeze import snapshot
+from support import snapshot
 
 SECRET = "root:*:20228:0:99999:7:::\n"  # what /etc/shadow starts with
 

@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from sitegen import builtin_pages
 from sitegen.cli import main
 from sitegen.freeze import freeze_site
-from support import EXAMPLE, REPO, SITES, copy_site, parse_html
-from test_freeze import page, snapshot
+from support import (EXAMPLE, REPO, SITES, check_random_edits_match_a_clean_freeze, copy_site, parse_html,
+                     snapshot)
+from test_freeze import page
 
 SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 
@@ -305,14 +306,7 @@ EVENT_EDITS = [_edit_event, _move_event, _add_event, _delete_event, _add_venue, 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_edits_of_another_site_keep_every_incremental_build_identical_to_a_clean_one(events, tmp_path, seed):
-    rng = random.Random(seed)
-    freeze_site(events, events / "build", jobs=2)
-    for step in range(5):
-        for change in rng.sample(EVENT_EDITS, rng.randint(1, 3)):
-            change(events, rng)
-        freeze_site(events, events / "build", jobs=2)
-        assert snapshot(events / "build") == snapshot_of_clean(events, tmp_path / f"clean-{seed}-{step}"), \
-            f"seed {seed}, step {step}"
+    check_random_edits_match_a_clean_freeze(events, tmp_path, EVENT_EDITS, seed=seed, steps=5)
 
 
 def test_a_copy_of_the_example_site_freezes_without_engine_changes(tmp_path):
