@@ -142,6 +142,11 @@ class FrozenSite:
         return "/" + self.base_url.split("://", 1)[-1].partition("/")[2]
 
     @property
+    def script_name(self) -> dict[str, str]:
+        """The WSGI environ under which an app's links carry the base path, as freeze makes them."""
+        return {"SCRIPT_NAME": self.base_path.rstrip("/")}
+
+    @property
     def origin(self) -> str:
         """The scheme and host of the base URL: "https://example.org"."""
         parts = urlsplit(self.base_url)
@@ -419,7 +424,7 @@ def preview_only_leaks(frozen: FrozenSite, preview: Client) -> list[str]:
     # The assets only the preview-only pages use must not be copied into the build.
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("live.") and not rule.arguments and "GET" in rule.methods:
-            response = preview.get(rule.rule)
+            response = preview.get(rule.rule, environ_overrides=frozen.script_name)
             if response.status_code != 200 or response.mimetype != "text/html":
                 continue
             live_page = Page(rule.rule, "", response.data)
@@ -438,7 +443,7 @@ def preview_differences(frozen: FrozenSite, preview: Client) -> list[str]:
         url = "/" + file.removesuffix("index.html")
         page = frozen.pages.get(url)
         where = page.where if page else f"{url} ({file})"
-        response = preview.get(url)
+        response = preview.get(url, environ_overrides=frozen.script_name)
         if response.status_code != 200:
             problems.append(f"{where}: the preview answers {response.status}")
             continue

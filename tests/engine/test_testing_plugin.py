@@ -66,8 +66,7 @@ def tampered(good, tmp_path):
 # ---------------------------------------------------------------- every check passes on a good site
 
 
-def test_every_check_passes_on_a_good_site(good, tmp_path):
-    site, preview = good
+def assert_every_check_passes(site: testing.FrozenSite, preview, folder: Path) -> None:
     assert site.records and all(found.page for found in site.records)
     assert testing.missing_record_fields(site) == []
     assert testing.broken_links(site) == []
@@ -75,7 +74,22 @@ def test_every_check_passes_on_a_good_site(good, tmp_path):
     assert testing.preview_only_leaks(site, preview) == []
     assert testing.preview_differences(site, preview) == []
     assert testing.malformed_pages(site) == []
-    assert testing.freeze_differences(site, tmp_path / "again") == []
+    assert testing.freeze_differences(site, folder / "again") == []
+
+
+def test_every_check_passes_on_a_good_site(good, tmp_path):
+    assert_every_check_passes(*good, tmp_path)
+
+
+def test_every_check_passes_on_a_site_published_under_a_sub_path(tmp_path):
+    root = copy_site(SITES / "example", tmp_path / "site")
+    edit(root / "content/site.yaml", "base_url: https://wordsmiths.example.org/", "base_url: https://example.org/sub/")
+    site = frozen(root, tmp_path / "build")
+    assert site.base_path == "/sub/" and site.href("/users/") == "/sub/users/"
+    assert_every_check_passes(site, testing.open_preview(root, tmp_path), tmp_path)
+    edit(root / "templates/store.html", "{{ url_for('stores') }}", "/stores/")  # a link that forgets the sub path
+    [problem, *_] = testing.broken_links(frozen(root, tmp_path / "broken"))
+    assert problem.endswith("<a> links to /stores/, outside the site's base path /sub/")
 
 
 def test_the_frozen_site_knows_each_records_page_and_content_file(good):
