@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import html
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from werkzeug.test import Client
 
     from .content.loader import Content
-    from .content.model import Record
     from .site import Site
 
 __all__ = [
@@ -169,6 +169,8 @@ class FrozenSite:
     def page_of(self, record: Any, endpoint: str | None = None) -> Page:
         """The page of ``record`` (by its collection's first record route, or ``endpoint``'s)."""
         for found in self.records:
+            if endpoint is None and not found.file.endswith(".html"):
+                continue  # a JSON or XML route of the record's: only when asked by its endpoint
             if found.record is record and endpoint in (None, found.endpoint):
                 if found.page is None:
                     raise AssertionError(f"{found.source} has no page: {found.url} ({found.file}) "
@@ -219,6 +221,8 @@ def freeze_for_tests(site: Site, dest: Path, content: Content | None = None) -> 
 
 def index_build(site: Site, content: Content, dest: Path) -> FrozenSite:
     """The pages of a build in ``dest``, each record's page found through the site's routes."""
+    from flask import url_for
+
     from .app import create_app
     from .routes import PAGE_ARGUMENT, page_count, record_routes
 
@@ -228,8 +232,6 @@ def index_build(site: Site, content: Content, dest: Path) -> FrozenSite:
         url = "/" + file.removesuffix("index.html")
         frozen.pages[url] = Page(url, file, path.read_bytes())
     app = create_app(site, content)
-    from flask import url_for
-
     with app.test_request_context("/"):
         for route in record_routes(app):
             for record in content.collections[route.collection].values():
@@ -258,8 +260,6 @@ def open_preview(root: Path, folder: Path) -> Client:
     from .preview.server import PreviewMiddleware, PreviewSite
 
     with pytest.MonkeyPatch.context() as patch:
-        import os
-
         if not os.environ.get("SITE_SECRET_KEY"):
             patch.setenv("SITE_SECRET_KEY", TEST_SECRET_KEY)
         preview = PreviewSite(root)
@@ -286,6 +286,8 @@ def missing_record_fields(frozen: FrozenSite, hidden: dict[str, list[str]] | Non
     problems = []
     for found in frozen.records:
         if found.page is None:
+            if not found.file.endswith(".html") and (frozen.path / found.file).is_file():
+                continue  # a record's file that is not a page (a JSON or XML route): there, nothing to read
             problems.append(f"{found.source} has no page: {found.url} ({found.file}) is not in the build")
             continue
         schema = schema_of(type(found.record), frozen.site)
@@ -604,6 +606,13 @@ def frozen_site(sitegen_site: Site, site_content: Content, tmp_path_factory: pyt
 def site_pages(frozen_site: FrozenSite) -> dict[str, Page]:
     """The frozen site's HTML pages by URL ("/users/ada-lovelace/"); ``page.soup`` parses one."""
     return frozen_site.pages
+
+
+@pytest.fixture(scope="session")
+def site_records(frozen_site: FrozenSite) -> list[RecordPage]:
+    """Every record with its page, for each of its collection's record routes: ``.collection``,
+    ``.record``, ``.page`` (None when missing), ``.url``, ``.file``, ``.source`` (its content file)."""
+    return frozen_site.records
 
 
 @pytest.fixture(scope="session")

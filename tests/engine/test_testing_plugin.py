@@ -211,3 +211,16 @@ def test_a_broken_site_fails_naming_page_and_content_file(tmp_path):
     assert ("/users/sophie-wilson/ (users/sophie-wilson/index.html, from content/users/sophie-wilson.yaml): "
             "<img> links to /static/photos/sophie-wilson.jpg") in done.stdout
     assert "Traceback" not in done.stdout
+
+
+def test_a_record_route_that_is_not_a_page_needs_its_file_only(tmp_path):
+    root = copy_site(SITES / "example", tmp_path / "site")
+    with (root / "site.py").open("a") as site_py:
+        site_py.write('\n\n@site.route("/users/<users:user>.json")\n'
+                      'def user_json(user):\n    return {"name": user.name}\n')
+    site = frozen(root, tmp_path / "build")
+    user = next(iter(site.content.users.values()))
+    assert (site.path / f"users/{user.slug}.json").is_file()
+    assert site.page_of(user).url == f"/users/{user.slug}/"
+    assert testing.missing_record_fields(site) == []
+    assert testing.broken_links(site) == []
