@@ -39,11 +39,21 @@ def frozen(root: Path, dest: Path) -> testing.FrozenSite:
     return testing.freeze_for_tests(site, dest, load_content(site))
 
 
+def frozen_with_preview(name: str, folder: Path) -> tuple[testing.FrozenSite, object]:
+    root = copy_site(SITES / name, folder / "site")
+    return frozen(root, folder / "build"), testing.open_preview(root, folder)
+
+
 @pytest.fixture(scope="module", params=FIXTURE_SITES)
 def good(request, tmp_path_factory):
-    """A good fixture site, frozen, with its preview."""
-    root = copy_site(SITES / request.param, tmp_path_factory.mktemp("good") / "site")
-    return frozen(root, root.parent / "build"), testing.open_preview(root, root.parent)
+    """Each good fixture site, frozen, with its preview."""
+    return frozen_with_preview(request.param, tmp_path_factory.mktemp("good"))
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    """The example fixture site, frozen, with its preview."""
+    return frozen_with_preview("example", tmp_path_factory.mktemp("example"))
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +66,9 @@ def broken(tmp_path_factory):
 
 
 @pytest.fixture
-def tampered(good, tmp_path):
-    """A copy of a good build that a test may spoil, indexed again."""
-    site, _ = good
+def tampered(example, tmp_path):
+    """A copy of the example's build that a test may spoil, indexed again."""
+    site, _ = example
     shutil.copytree(site.path, tmp_path / "build")
     return lambda: testing.index_build(site.site, site.content, tmp_path / "build")
 
@@ -94,6 +104,7 @@ def test_every_check_passes_on_a_site_published_under_a_sub_path(tmp_path):
 
 def test_the_frozen_site_knows_each_records_page_and_content_file(good):
     site, _ = good
+    assert site.records
     for found in site.records:
         assert (site.path / found.file).is_file()
         assert (site.site.root / found.source).is_file()
@@ -132,8 +143,8 @@ def test_a_page_missing_from_the_sitemap_is_named(tampered):
         "is not in sitemap.xml"]
 
 
-def test_preview_only_pages_forms_and_assets_in_the_build_are_named(tampered, good):
-    _, preview = good
+def test_preview_only_pages_forms_and_assets_in_the_build_are_named(tampered, example):
+    _, preview = example
     site = tampered()
     page = site.path / "users/ada-lovelace/index.html"
     page.write_bytes(page.read_bytes().replace(b"</main>", b'<form method="post" action="/login"></form></main>'))
@@ -147,8 +158,8 @@ def test_preview_only_pages_forms_and_assets_in_the_build_are_named(tampered, go
                for problem in problems)
 
 
-def test_a_file_the_preview_serves_otherwise_is_named(tampered, good):
-    _, preview = good
+def test_a_file_the_preview_serves_otherwise_is_named(tampered, example):
+    _, preview = example
     site = tampered()
     page = site.path / "stores/london/index.html"
     page.write_bytes(page.read_bytes().replace(b"</h1>", b" (closed)</h1>", 1))
