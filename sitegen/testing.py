@@ -221,32 +221,58 @@ def freeze_for_tests(site: Site, dest: Path, content: Content | None = None) -> 
 
 def index_build(site: Site, content: Content, dest: Path) -> FrozenSite:
     """The pages of a build in ``dest``, each record's page found through the site's routes."""
-    from flask import url_for
-
-    from .app import create_app
-    from .routes import PAGE_ARGUMENT, page_count, record_routes
-
     frozen = FrozenSite(site, content, Path(dest), content.settings.base_url)
     for path in sorted(frozen.path.rglob("*.html")):
         file = path.relative_to(frozen.path).as_posix()
         url = "/" + file.removesuffix("index.html")
         frozen.pages[url] = Page(url, file, path.read_bytes())
+    frozen.records, frozen.listings = planned_pages(site, content)
+    for found in frozen.records:
+        found.page = frozen.pages.get(found.url)
+        if found.page is not None:
+            found.page.source = found.source
+    return frozen
+
+
+def planned_pages(site: Site, content: Content) -> tuple[list[RecordPage], dict[str, list[str]]]:
+    """Where each record's pages and each collection's listing pages go, from the site's routes
+    (``page`` left None): what a build should have."""
+    from flask import url_for
+
+    from .app import create_app
+    from .routes import PAGE_ARGUMENT, page_count, record_routes
+
+    records, listings = [], {}
     app = create_app(site, content)
     with app.test_request_context("/"):
         for route in record_routes(app):
             for record in content.collections[route.collection].values():
                 url = url_for(route.endpoint, **{route.argument: record})
-                source = content_file(route.collection, record)
-                page = frozen.pages.get(url)
-                if page is not None:
-                    page.source = source
-                frozen.records.append(RecordPage(route.collection, record, route.endpoint, url,
-                                                 file_for(url), source, page))
+                records.append(RecordPage(route.collection, record, route.endpoint, url, file_for(url),
+                                          content_file(route.collection, record), None))
         for name, collection in site.collections.items():
             if collection.listing:
                 count = page_count(len(content.collections[name]), collection.per_page)
-                frozen.listings[name] = [url_for(name, **{PAGE_ARGUMENT: n}) for n in range(1, count + 1)]
-    return frozen
+                listings[name] = [url_for(name, **{PAGE_ARGUMENT: n}) for n in range(1, count + 1)]
+    return records, listings
+
+
+def with_content_files(message: str, site: Site, content: Content) -> str:
+    """``message`` (the freeze's) with each record page it names followed by the record's content file:
+    "on page /users/ada/ (from content/users/ada.yaml)"."""
+    try:
+        records, _ = planned_pages(site, content)
+    except Exception:  # a site whose routes do not even plan: the message as it is
+        return message
+    base_path = FrozenSite(site, content, Path(), content.settings.base_url).base_path
+    sources = {base_path + found.url.lstrip("/"): found.source for found in records}
+
+    def annotate(match: re.Match) -> str:
+        word = match.group()
+        source = sources.get(word.rstrip(".,:;"))
+        return f"{word} (from {source})" if source and source not in message else word
+
+    return re.sub(r"\S+", annotate, message)
 
 
 def open_preview(root: Path, folder: Path) -> Client:
@@ -588,7 +614,8 @@ def site_content(sitegen_site: Site) -> Content:
     try:
         return load_content(sitegen_site)
     except ContentErrors as exc:
-        pytest.fail(f"the site's content does not load:\n{exc}", pytrace=False)
+        problem = str(exc)
+    pytest.fail(f"the site's content does not load:\n{problem}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -599,7 +626,8 @@ def frozen_site(sitegen_site: Site, site_content: Content, tmp_path_factory: pyt
     try:
         return freeze_for_tests(sitegen_site, tmp_path_factory.mktemp("sitegen") / "build", site_content)
     except SiteError as exc:
-        pytest.fail(f"the site does not freeze: {exc}", pytrace=False)
+        problem = with_content_files(str(exc), sitegen_site, site_content)
+    pytest.fail(f"the site does not freeze:\n{problem}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support import SITES, copy_site
+from support import REPO, SITES, copy_site
 from sitegen import testing
 from sitegen.content.loader import load_content
 from sitegen.site import load_site
@@ -57,11 +57,10 @@ def example(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def broken(tmp_path_factory):
-    """The example fixture site with a template that drops a field and one that links to a missing file."""
-    root = copy_site(SITES / "example", tmp_path_factory.mktemp("broken") / "site")
+def dropped_field(tmp_path_factory):
+    """The example fixture site with a template that drops a declared field, frozen."""
+    root = copy_site(SITES / "example", tmp_path_factory.mktemp("dropped") / "site")
     edit(root / "templates/store.html", *DROP_PHONE)
-    edit(root / "templates/profile.html", *MISSING_PHOTO)
     return frozen(root, root.parent / "build")
 
 
@@ -97,9 +96,10 @@ def test_every_check_passes_on_a_site_published_under_a_sub_path(tmp_path):
     site = frozen(root, tmp_path / "build")
     assert site.base_path == "/sub/" and site.href("/users/") == "/sub/users/"
     assert_every_check_passes(site, testing.open_preview(root, tmp_path), tmp_path)
-    edit(root / "templates/store.html", "{{ url_for('stores') }}", "/stores/")  # a link that forgets the sub path
-    [problem, *_] = testing.broken_links(frozen(root, tmp_path / "broken"))
-    assert problem.endswith("<a> links to /stores/, outside the site's base path /sub/")
+    page = site.path / "about/index.html"
+    page.write_bytes(page.read_bytes().replace(b"</main>", b'<a href="/stores/">forgets the sub-path</a></main>'))
+    assert testing.broken_links(testing.index_build(site.site, site.content, site.path)) == [
+        "/about/ (about/index.html): <a> links to /stores/, outside the site's base path /sub/"]
 
 
 def test_the_frozen_site_knows_each_records_page_and_content_file(good):
@@ -116,20 +116,29 @@ def test_the_frozen_site_knows_each_records_page_and_content_file(good):
 # ---------------------------------------------------------------- and fails on a broken one, naming page and file
 
 
-def test_a_template_that_drops_a_field_fails_naming_page_and_content_file(broken):
-    problems = testing.missing_record_fields(broken)
-    assert len(problems) == len(broken.content.stores)
+def test_a_template_that_drops_a_field_fails_naming_page_and_content_file(dropped_field):
+    problems = testing.missing_record_fields(dropped_field)
+    assert len(problems) == len(dropped_field.content.stores)
     assert ("/stores/london/ (stores/london/index.html, from content/stores/london.yaml) does not show its "
             "field 'phone': '+44 20 7946 0018' is not on the page") in problems
-    assert testing.missing_record_fields(broken, {"stores": ["phone"]}) == []
+    assert testing.missing_record_fields(dropped_field, {"stores": ["phone"]}) == []
 
 
-def test_a_link_to_a_missing_file_fails_naming_page_and_content_file(broken):
-    problems = testing.broken_links(broken)
-    assert len(problems) == len(broken.content.users)
+def test_a_link_to_a_missing_file_fails_naming_page_and_content_file(tampered):
+    site = tampered()
+    (site.path / "static/images/logo.svg").unlink()  # every page shows the logo
+    problems = testing.broken_links(site)
+    assert len(problems) == len(site.pages)
     assert ("/users/ada-lovelace/ (users/ada-lovelace/index.html, from content/users/ada-lovelace.yaml): "
-            "<img> links to /static/photos/ada-lovelace.jpg, but the build has no static/photos/ada-lovelace.jpg"
-            ) in problems
+            "<img> links to /static/images/logo.svg, but the build has no static/images/logo.svg") in problems
+
+
+def test_a_freeze_that_stops_is_told_with_the_content_file_of_each_record_page_it_names(example):
+    site, _ = example
+    told = testing.with_content_files("link /static/photos/ada.jpg on page /users/ada-lovelace/ leads nowhere\n"
+                                      "link /x on page /about/ leads nowhere", site.site, site.content)
+    assert told == ("link /static/photos/ada.jpg on page /users/ada-lovelace/ (from content/users/ada-lovelace.yaml)"
+                    " leads nowhere\nlink /x on page /about/ leads nowhere")
 
 
 def test_a_page_missing_from_the_sitemap_is_named(tampered):
@@ -149,13 +158,16 @@ def test_preview_only_pages_forms_and_assets_in_the_build_are_named(tampered, ex
     page = site.path / "users/ada-lovelace/index.html"
     page.write_bytes(page.read_bytes().replace(b"</main>", b'<form method="post" action="/login"></form></main>'))
     (site.path / "login").write_text("a live page, frozen")
-    shutil.copy(site.site.root / "static/styles/login-style.css", site.path / "static/styles/login-style.css")
+    login = testing.Page("/login", "", preview.get("/login").data)
+    stylesheets = [site.file_of(tag["href"], login) for tag in login.soup.select("link[rel=stylesheet]")]
+    [stylesheet] = [file for file in stylesheets if file not in site.files()]
+    (site.path / stylesheet).parent.mkdir(parents=True, exist_ok=True)
+    (site.path / stylesheet).write_text("/* the sign-in page's style */")
     problems = testing.preview_only_leaks(tampered(), preview)
     assert ("/users/ada-lovelace/ (users/ada-lovelace/index.html, from content/users/ada-lovelace.yaml): "
             "<form> links to the preview-only /login (live.login)") in problems
     assert "login is the preview-only page live.login" in problems
-    assert any(problem.startswith("static/styles/login-style.css is used only by the preview-only page")
-               for problem in problems)
+    assert f"{stylesheet} is used only by the preview-only page /login, yet it is in the build" in problems
 
 
 def test_a_file_the_preview_serves_otherwise_is_named(tampered, example):
@@ -197,6 +209,7 @@ def run_site_tests(root: Path, *args: str) -> subprocess.CompletedProcess:
     (root / "tests").mkdir()
     (root / "tests/test_site.py").write_text("from sitegen.testing import *  # noqa: F401,F403\n")
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # this engine
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
                           cwd=root, capture_output=True, text=True, timeout=300, env=env)
 
@@ -210,18 +223,26 @@ def test_one_line_turns_every_check_on_and_a_good_site_passes(tmp_path):
                                                            "templates", "tests"]
 
 
-def test_a_broken_site_fails_naming_page_and_content_file(tmp_path):
+def test_a_template_that_drops_a_field_fails_the_site_tests_naming_page_and_content_file(tmp_path):
     root = copy_site(SITES / "example", tmp_path / "site")
     edit(root / "templates/store.html", *DROP_PHONE)
-    edit(root / "templates/profile.html", *MISSING_PHOTO)
-    done = run_site_tests(root, "-k", "fields or link")
+    done = run_site_tests(root, "-k", "fields")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "2 failed" in done.stdout
     assert ("/stores/tokyo/ (stores/tokyo/index.html, from content/stores/tokyo.yaml) does not show its "
             "field 'phone'") in done.stdout
-    assert ("/users/sophie-wilson/ (users/sophie-wilson/index.html, from content/users/sophie-wilson.yaml): "
-            "<img> links to /static/photos/sophie-wilson.jpg") in done.stdout
     assert "Traceback" not in done.stdout
+
+
+def test_a_link_to_a_missing_file_fails_the_site_tests_naming_page_and_content_file(tmp_path):
+    """Told by the link check, or by the freeze itself where it refuses broken links: either way one
+    line names the link, the page and the record's content file."""
+    root = copy_site(SITES / "example", tmp_path / "site")
+    edit(root / "templates/profile.html", *MISSING_PHOTO)
+    done = run_site_tests(root, "-k", "link")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [line for line in done.stdout.splitlines() if "/static/photos/sophie-wilson.jpg" in line
+            and "/users/sophie-wilson/" in line and "content/users/sophie-wilson.yaml" in line], done.stdout
+    assert "Traceback" not in done.stdout and "During handling" not in done.stdout
 
 
 def test_a_record_route_that_is_not_a_page_needs_its_file_only(tmp_path):
