@@ -160,7 +160,7 @@ def test_preview_only_pages_forms_and_assets_in_the_build_are_named(tampered, ex
     (site.path / "login").write_text("a live page, frozen")
     login = testing.Page("/login", "", preview.get("/login").data)
     stylesheets = [site.file_of(tag["href"], login) for tag in login.soup.select("link[rel=stylesheet]")]
-    [stylesheet] = [file for file in stylesheets if file not in site.files()]
+    [stylesheet] = {file for file in stylesheets if file not in site.files()}
     (site.path / stylesheet).parent.mkdir(parents=True, exist_ok=True)
     (site.path / stylesheet).write_text("/* the sign-in page's style */")
     problems = testing.preview_only_leaks(tampered(), preview)
