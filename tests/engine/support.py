@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 from bs4 import BeautifulSoup
 
+from sitegen.testing import snapshot  # noqa: F401  (the tests take it from here)
+
 SITES = Path(__file__).resolve().parent / "sites"
 REPO = Path(__file__).resolve().parents[2]  # the repository: the engine's code, its .gitignore
 EXAMPLE = SITES / "example"  # shaped like the repository's example site, with content of its own
@@ -27,11 +29,6 @@ API_KEY = "test-api-key-0123456789"
 
 def parse_html(data: bytes | str) -> BeautifulSoup:
     return BeautifulSoup(data, "html.parser")
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` by its relative path, with its bytes."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def check_random_edits_match_a_clean_freeze(root: Path, scratch: Path, edits: list, *, seed: int, steps: int) -> None:

@@ -9,8 +9,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
 
 from support import API_KEY, LIVE_PASSWORD, LIVE_USER, EXAMPLE, csrf_token, parse_html, sign_in
 from sitegen.live import accounts
@@ -19,19 +17,9 @@ from sitegen.site import load_site
 from sitegen.content.loader import load_content
 from sitegen.errors import SiteError
 from sitegen.live.views import load_secret_key
+from sitegen.testing import live_endpoint
 
 PREVIEW_BLOCK = re.compile(rb"<!--preview-->.*?<!--/preview-->", re.DOTALL)
-
-
-def live_endpoint(adapter, path: str, method: str = "GET") -> str | None:
-    """The live endpoint ``path`` reaches in the preview app, or None."""
-    try:
-        endpoint, _ = adapter.match(path, method=method)
-    except (NotFound, MethodNotAllowed):
-        return None
-    except RequestRedirect as redirect:  # e.g. a missing trailing slash: follow it
-        return live_endpoint(adapter, urlsplit(redirect.new_url).path, method)
-    return endpoint if endpoint.startswith("live.") else None
 
 
 # ---------------------------------------------------------------- preview only
