@@ -30,8 +30,10 @@ It prints, per run kind, the median wall time of the whole process (Python
 start-up included), its min-max, the time the command reports for itself,
 the files written per second, peak memory (the RSS of the process and all
 its children, summed while it runs, so pages shared after a fork count
-twice) and the speed-up over stock, Hugo and the floor (their median time
-divided by this one: above 1 is faster). Nothing is deleted until the end.
+twice) and the speed-up over stock, Hugo and the floor: in each round, their
+time divided by this one (above 1 is faster), then the median over rounds, so
+that a round slowed by other work on the machine slows both sides of a ratio.
+Nothing is deleted until the end.
 """
 
 from __future__ import annotations
@@ -241,16 +243,13 @@ def compare(left: Path, right: Path) -> bool:
 
 
 def report(users: int, results: dict[str, list]) -> None:
-    def median(variant: str) -> float | None:
-        return statistics.median(run[0] for run in results[variant][1]) if variant in results else None
-
-    references = {"stock": median("stock"), "hugo": median("hugo"), "floor": median("floor")}
+    """A Markdown table; the ratios are medians of each round's own ratio (runs of one round saw the same load)."""
+    references = [name for name in ("stock", "hugo", "floor") if name in results]
     rounds = len(results["clean"][1])
     print(f"\n{users:,} users, medians of {rounds} rounds; load average {os.getloadavg()[0]:.2f} at the end")
-    columns = [name for name, value in references.items() if value]
     print("| run | wall s | min-max | own s | files | rendered | files/s | peak RSS MB (all processes) | "
-          + " | ".join(f"vs {name}" for name in columns) + " |")
-    print("|---|---|---|---|---|---|---|---|" + "---|" * len(columns))
+          + " | ".join(f"vs {name}" for name in references) + " |")
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(references))
     for variant, (files, runs) in results.items():
         times = [run[0] for run in runs]
         middle = statistics.median(times)
@@ -259,9 +258,13 @@ def report(users: int, results: dict[str, list]) -> None:
         rendered = [run[3] for run in runs if run[3] is not None]
         shown = f"{statistics.median(rendered):,.0f}" if rendered else "all"
         peak = max(run[1] for run in runs) / 2**20
-        ratios = " | ".join(f"{references[name] / middle:.2f}x" for name in columns)
+        ratios = " | ".join(
+            f"{statistics.median(ref[0] / run[0] for ref, run in zip(results[name][1], runs)):.2f}x"
+            for name in references)
         print(f"| {variant} | {middle:.2f} | {min(times):.2f}-{max(times):.2f} | {own} | {files:,} | {shown} "
               f"| {files / middle:,.0f} | {peak:.0f} | {ratios} |")
+    print("wall s by round: " + "; ".join(f"{variant} " + " ".join(f"{run[0]:.2f}" for run in runs)
+                                          for variant, (_, runs) in results.items()))
 
 
 def main() -> None:
