@@ -1,28 +1,45 @@
-"""Freeze benchmark: stock Frozen-Flask against `python site.py freeze`, run by hand.
+"""Freeze benchmark: `python site.py freeze` against stock Frozen-Flask, Hugo and a Jinja-only floor.
 
-    python bench/freeze_bench.py                  # 10,000 users, 100 stores, 3 rounds
-    python bench/freeze_bench.py --users 1000 50000 --rounds 5
+    python bench/freeze_bench.py                          # 10,000 users, 100 stores, 3 rounds
+    python bench/freeze_bench.py --users 1000 10000 --rounds 5
+    python bench/freeze_bench.py --no-peers               # without ../shared/peers
 
-For each size it generates a site from the example's templates and static
-files into a fresh folder (on /dev/shm when there is one), then runs, round
-after round in alternation, each as its own process:
+For each size it generates, outside the timed runs, a project of N users and
+100 stores from this site's site.py, templates and static files (bench/make_site.py),
+and the peers' content for the same N users and 100 stores (../shared/peers
+gen_content.py, then hugo_peer/prep_content.py for Hugo; the preparation is
+not timed, as in the peers' README). Then, round after round, it runs each of
+these as its own process, in this order, every cold build into a fresh folder:
 
-  stock    Frozen-Flask as documented: Freezer(app), default config, one process
-  stock-py the same with PyYAML's pure-Python loader (PyYAML without libyaml)
-  clean    python site.py freeze into a fresh folder (no state)
-  edit     python site.py freeze after changing one user's bio
-  nothing  python site.py freeze with nothing changed
+  stock       Frozen-Flask as a stock user would run it on this site: the site's own
+              app, create_app(load_site(root), load_content(site)), Freezer(app) with
+              its default configuration (only the site's STATIC_IGNORE shared, as
+              tests/engine/test_freeze_fidelity.py does), the engine's URL generators,
+              one process, PyYAML's pure-Python loader (what yaml.safe_load parses with)
+  stock-c     the same, with libyaml's C loader (as the engine itself reads YAML)
+  hugo        Hugo on ../shared/peers/hugo_peer (simpler templates, no listing pages)
+  floor       ../shared/peers render_only.py: C loader, 2 processes, Jinja and write
+              only (the peers' `jinja-c-j2`)
+  clean       python site.py freeze into a fresh folder (no state)
+  bio-edit    python site.py freeze after changing one user's bio (that profile only)
+  name-edit   python site.py freeze after changing one user's name (the profile and
+              the /users/ listing page that shows the name)
+  nothing     python site.py freeze with nothing changed
 
-and prints the median wall time of the whole process (Python start-up
-included), the time the command reports for itself, pages per second, peak
-memory (the RSS of the process and all its children, summed while it runs,
-so pages shared after a fork count twice) and the speed-up over each stock
-run. Every output lands in a fresh folder; nothing is deleted until the end.
+It prints, per run kind, the median wall time of the whole process (Python
+start-up included), its min-max, the time the command reports for itself,
+the files written per second, peak memory (the RSS of the process and all
+its children, summed while it runs, so pages shared after a fork count
+twice) and the speed-up over stock, Hugo and the floor: in each round, their
+time divided by this one (above 1 is faster), then the median over rounds, so
+that a round slowed by other work on the machine slows both sides of a ratio.
+Nothing is deleted until the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import re
 import shutil
@@ -38,31 +55,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_site import make_site, user_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+PEERS = REPO.parent / "shared" / "peers"  # ../shared/peers: run from there, never copied into the repo
 # Memory is sampled this often: often enough to catch each worker's peak, and
 # rarely enough that the sampling itself does not take CPU from a 2-core freeze.
 SAMPLE_SECONDS = 0.05
-VARIANTS = ("stock-py", "stock", "clean", "edit", "nothing")
+FRESH = ("stock", "stock-c", "hugo", "floor", "clean")
+PEER_RUNS = ("hugo", "floor")
+INCREMENTAL = ("bio-edit", "name-edit", "nothing")
 STOCK = """
 import sys, time
 started = time.perf_counter()
-from pathlib import Path
+root, dest, loader = sys.argv[1:4]
+import yaml
+if loader == "pure-python":  # what yaml.safe_load parses with; the engine takes CSafeLoader when it exists
+    del yaml.CSafeLoader
 sys.path.insert(0, {repo!r})
+import warnings
+from pathlib import Path
 from flask_frozen import Freezer
 from sitegen.app import create_app
 from sitegen.content.loader import load_content
-from sitegen.freeze.render import register_generators
-root, dest = Path(sys.argv[1]), sys.argv[2]
-if sys.argv[3:] == ["pure-python-yaml"]:
-    import yaml, sitegen.content.yaml_source
-    sitegen.content.yaml_source.Loader = yaml.SafeLoader
-content = load_content(root)
-app = create_app(root, content, config={{"FREEZER_DESTINATION": dest}})
+from sitegen.freeze.render import STATIC_IGNORE, register_generators
+from sitegen.site import load_site
+site = load_site(Path(root))
+content = load_content(site)
+app = create_app(site, content, config={{"FREEZER_DESTINATION": dest, "FREEZER_STATIC_IGNORE": STATIC_IGNORE}})
 app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
 freezer = Freezer(app)
-register_generators(freezer, {{"users": list(content.users), "stores": list(content.stores)}})
-freezer.freeze()
-print(f"in {{time.perf_counter() - started:.3f}} s")
+register_generators(freezer, {{name: list(records) for name, records in content.collections.items()}})
+with warnings.catch_warnings():  # the sitemap's parts: none for a site under 50,000 pages
+    warnings.filterwarnings("ignore", "Nothing frozen for endpoints sitegen.sitemap_part")
+    urls = freezer.freeze()
+print(f"Froze {{len(urls)}} pages in {{time.perf_counter() - started:.3f}} s")
 """
+
+
+# Compiles, untimed, the modules the runs import into the bytecode cache of CHILD_ENV.
+WARM_UP = ("import sys; sys.path.insert(0, sys.argv[1]); import flask_frozen, jinja2, markdown_it, multiprocessing, "
+           "pydantic, yaml, sitegen.app, sitegen.content.loader, sitegen.freeze.render, sitegen.live.views")
 
 
 def tree_rss(pid: int) -> int:
@@ -84,10 +114,18 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run(command: list[str]) -> tuple[float, int, float]:
-    """Wall seconds, peak summed RSS, and the seconds the command reports for itself ("in X s")."""
+# Child processes keep their bytecode, as on a developer's machine (this VM sets
+# PYTHONDONTWRITEBYTECODE, which makes every run compile the engine's modules
+# again); set in main(), in a folder of the work directory.
+CHILD_ENV = dict(os.environ)
+
+
+def run(command: list[str]) -> tuple[float, int, float | None, int | None]:
+    """Wall seconds, peak summed RSS, and what the command reports, if it does: its own seconds ("in X s")
+    and the pages it rendered ("(N rendered")."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=CHILD_ENV)
     peak = 0
     done = threading.Event()
 
@@ -105,7 +143,13 @@ def run(command: list[str]) -> tuple[float, int, float]:
     sampler.join()
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{out}{err}")
-    return seconds, peak, float(re.search(r"\bin ([0-9.]+) s", out).group(1))
+    own, rendered = re.search(r"\bin ([0-9.]+) s\b", out), re.search(r"\((\d+) rendered", out)
+    return seconds, peak, float(own.group(1)) if own else None, int(rendered.group(1)) if rendered else None
+
+
+def count_files(folder: Path) -> int:
+    """Files in a build, leaving out the freeze's hidden marker."""
+    return sum(len([name for name in files if not name.startswith(".")]) for _, _, files in os.walk(folder))
 
 
 def freeze_command(root: Path, dest: Path, jobs: int | None) -> list[str]:
@@ -113,63 +157,136 @@ def freeze_command(root: Path, dest: Path, jobs: int | None) -> list[str]:
     return command + (["--jobs", str(jobs)] if jobs else [])
 
 
-def bench_size(users: int, stores: int, rounds: int, jobs: int | None, work: Path) -> dict[str, list]:
+def check_peers() -> None:
+    needed = [PEERS / "gen_content.py", PEERS / "render_only.py", PEERS / "hugo_peer" / "prep_content.py"]
+    missing = [path for path in needed if not path.is_file()]
+    if missing:
+        raise SystemExit(f"freeze_bench: the peers are not at {PEERS} (../shared/peers beside the repo; "
+                         f"missing {missing[0].name}); run with --no-peers to leave Hugo and the floor out")
+    if not shutil.which("hugo"):
+        raise SystemExit("freeze_bench: no `hugo` on PATH (Debian: apt-get install hugo); "
+                         "run with --no-peers to leave Hugo and the floor out")
+
+
+def prepare_peers(work: Path, users: int, stores: int) -> tuple[Path, Path, Path]:
+    """The peers' content for this size, and a writable copy of the Hugo site (Hugo writes into its source)."""
+    content, hugo_content, hugo_site = work / f"peer-content-{users}", work / f"hugo-content-{users}", work / "hugo_peer"
+    subprocess.run([sys.executable, str(PEERS / "gen_content.py"), str(users), str(stores), str(content)],
+                   check=True, env=CHILD_ENV)
+    subprocess.run([sys.executable, str(PEERS / "hugo_peer" / "prep_content.py"), str(content), str(hugo_content)],
+                   check=True, env=CHILD_ENV)
+    if not hugo_site.exists():
+        shutil.copytree(PEERS / "hugo_peer", hugo_site, ignore=shutil.ignore_patterns("resources", ".hugo_build.lock"))
+        for folder, _, _ in os.walk(hugo_site):
+            os.chmod(folder, 0o755)
+    return content, hugo_content, hugo_site
+
+
+def edit(site: Path, users: int, number: int, **change: str) -> None:
+    """Rewrite one user's file; never one of the first six, whom the home page shows."""
+    number = 6 + number % (users - 6)
+    (site / "content" / "users" / f"user-{number:05d}.yaml").write_text(user_yaml(number, **change))
+
+
+def bench_size(users: int, stores: int, rounds: int, jobs: int | None, work: Path, peers: bool) -> dict[str, list]:
     site = make_site(work / f"site-{users}", users, stores)
-    pages = users + stores + 11  # records, 7 pages, 4 static files
+    if peers:
+        peer_content, hugo_content, hugo_site = prepare_peers(work, users, stores)
     incremental_dest = work / f"incremental-{users}" / "build"
-    subprocess.run(freeze_command(site, incremental_dest, jobs), check=True, capture_output=True)
+    subprocess.run(freeze_command(site, incremental_dest, jobs), check=True, capture_output=True, env=CHILD_ENV)
+    subprocess.run([sys.executable, "-c", WARM_UP, str(REPO)], check=True, env=CHILD_ENV)
     time.sleep(2.1)  # past the window in which just-written files are hashed again
-    subprocess.run(freeze_command(site, incremental_dest, jobs), check=True, capture_output=True)
-    results: dict[str, list] = {variant: [] for variant in VARIANTS}
+    subprocess.run(freeze_command(site, incremental_dest, jobs), check=True, capture_output=True, env=CHILD_ENV)
+    variants = [v for v in FRESH + INCREMENTAL if peers or v not in PEER_RUNS]
+    results: dict[str, list] = {variant: [] for variant in variants}
+    files: dict[str, int] = {}
+    stock = [sys.executable, "-c", STOCK.format(repo=str(REPO)), str(site)]
     for round_number in range(rounds):
         fresh = work / f"round-{users}-{round_number}"
-        stock = [sys.executable, "-c", STOCK.format(repo=str(REPO)), str(site)]
-        results["stock-py"].append(run(stock + [str(fresh / "stock-py"), "pure-python-yaml"]))
-        results["stock"].append(run(stock + [str(fresh / "stock")]))
-        results["clean"].append(run(freeze_command(site, fresh / "clean" / "build", jobs)))
-        edited = site / "content" / "users" / f"user-{(round_number * 7919) % users:05d}.yaml"
-        edited.write_text(user_yaml((round_number * 7919) % users, bio=f"Edited in round {round_number}."))
-        results["edit"].append(run(freeze_command(site, incremental_dest, jobs)))
+        commands = {
+            "stock": stock + [str(fresh / "stock"), "pure-python"],
+            "stock-c": stock + [str(fresh / "stock-c"), "c"],
+            "clean": freeze_command(site, fresh / "clean", jobs),
+        }
+        if peers:
+            commands["hugo"] = ["hugo", "-s", str(hugo_site), "--contentDir", str(hugo_content),
+                                "-d", str(fresh / "hugo"), "--quiet", "--noBuildLock"]
+            commands["floor"] = [sys.executable, str(PEERS / "render_only.py"), str(peer_content),
+                                 str(fresh / "floor"), "--loader", "csafe", "-j", "2"]
+        for variant in (v for v in FRESH if v in results):
+            results[variant].append(run(commands[variant]))
+            files.setdefault(variant, count_files(fresh / variant))
+        # A different user each round, for the edit as for the name.
+        edit(site, users, 1009 + round_number * 7919, bio=f"Edited in round {round_number}.")
+        results["bio-edit"].append(run(freeze_command(site, incremental_dest, jobs)))
+        edit(site, users, 4001 + round_number * 7919, name=f"Renamed In Round {round_number}")
+        results["name-edit"].append(run(freeze_command(site, incremental_dest, jobs)))
         results["nothing"].append(run(freeze_command(site, incremental_dest, jobs)))
-    for variant, runs in results.items():
-        results[variant] = [pages, runs]
-    return results
+    for variant in INCREMENTAL:
+        files[variant] = files["clean"]
+    same = compare(work / f"round-{users}-0" / "stock", work / f"round-{users}-0" / "clean")
+    print(f"{users:,} users: stock and clean builds {'identical' if same else 'DIFFER'} (round 1, filecmp)")
+    return {variant: [files[variant], runs] for variant, runs in results.items()}
 
 
-def report(users: int, results: dict[str, list]) -> float:
-    stock_py, stock = (statistics.median(seconds for seconds, _, _ in results[name][1])
-                       for name in ("stock-py", "stock"))
-    print(f"\n{users:,} users ({results['stock'][0]:,} pages), medians of {len(results['stock'][1])} rounds")
-    print("| run | wall s | min-max | in-process s | pages/s | peak RSS MB (all processes) "
-          "| speed-up vs stock | vs stock-py |")
-    print("|---|---|---|---|---|---|---|---|")
-    for variant, (pages, runs) in results.items():
-        times = [seconds for seconds, _, _ in runs]
-        median = statistics.median(times)
-        own = statistics.median(reported for _, _, reported in runs)
-        peak = max(rss for _, rss, _ in runs) / 2**20
-        print(f"| {variant} | {median:.2f} | {min(times):.2f}-{max(times):.2f} | {own:.2f} | {pages / median:,.0f} "
-              f"| {peak:.0f} | {stock / median:.1f}x | {stock_py / median:.1f}x |")
-    return statistics.median(seconds for seconds, _, _ in results["clean"][1])
+def compare(left: Path, right: Path) -> bool:
+    """Whether two builds hold the same files with the same bytes (the freeze's own marker aside)."""
+    def walk(folder: Path) -> set[str]:
+        return {os.path.relpath(os.path.join(base, name), folder) for base, _, names in os.walk(folder)
+                for name in names}
+
+    ours = {name for name in walk(right) if not name.startswith(".")}
+    if walk(left) != ours:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(left, right, sorted(ours), shallow=False)
+    return not mismatch and not errors
+
+
+def report(users: int, results: dict[str, list]) -> None:
+    """A Markdown table; the ratios are medians of each round's own ratio (runs of one round saw the same load)."""
+    references = [name for name in ("stock", "hugo", "floor") if name in results]
+    rounds = len(results["clean"][1])
+    print(f"\n{users:,} users, medians of {rounds} rounds; load average {os.getloadavg()[0]:.2f} at the end")
+    print("| run | wall s | min-max | own s | files | rendered | files/s | peak RSS MB (all processes) | "
+          + " | ".join(f"vs {name}" for name in references) + " |")
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(references))
+    for variant, (files, runs) in results.items():
+        times = [run[0] for run in runs]
+        middle = statistics.median(times)
+        owns = [run[2] for run in runs if run[2] is not None]
+        own = f"{statistics.median(owns):.2f}" if owns else "-"
+        rendered = [run[3] for run in runs if run[3] is not None]
+        shown = f"{statistics.median(rendered):,.0f}" if rendered else "all"
+        peak = max(run[1] for run in runs) / 2**20
+        ratios = " | ".join(
+            f"{statistics.median(ref[0] / run[0] for ref, run in zip(results[name][1], runs)):.2f}x"
+            for name in references)
+        print(f"| {variant} | {middle:.2f} | {min(times):.2f}-{max(times):.2f} | {own} | {files:,} | {shown} "
+              f"| {files / middle:,.0f} | {peak:.0f} | {ratios} |")
+    print("wall s by round: " + "; ".join(f"{variant} " + " ".join(f"{run[0]:.2f}" for run in runs)
+                                          for variant, (_, runs) in results.items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, nargs="+", default=[10_000], choices=[1_000, 10_000, 50_000])
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000], help="site sizes (default: 10000)")
     parser.add_argument("--stores", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=None, help="passed to freeze (default: all cores)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out Hugo and the Jinja-only floor")
     args = parser.parse_args()
+    if not args.no_peers:
+        check_peers()
     base = "/dev/shm" if Path("/dev/shm").is_dir() else None
     work = Path(tempfile.mkdtemp(prefix="freeze-bench-", dir=base))
-    print(f"working in {work} on {os.cpu_count()} cores")
+    CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    print(f"working in {work} on {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start")
     try:
-        clean_medians = {users: report(users, bench_size(users, args.stores, args.rounds, args.jobs, work))
-                         for users in args.users}
+        for users in args.users:
+            report(users, bench_size(users, args.stores, args.rounds, args.jobs, work, not args.no_peers))
     finally:
         shutil.rmtree(work)
-    if 10_000 in clean_medians and 50_000 in clean_medians:
-        print(f"\nclean freeze, 50,000 / 10,000 users: {clean_medians[50_000] / clean_medians[10_000]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 from bs4 import BeautifulSoup  # noqa: E402
 
-from sitegen.live.accounts import add_account  # noqa: E402
+from sitegen.live.accounts import ACCOUNTS_FILE, add_account  # noqa: E402
 from sitegen.app import create_app  # noqa: E402
-from sitegen.content import load_content  # noqa: E402
+from sitegen.content.loader import load_content  # noqa: E402
+from sitegen.site import load_site  # noqa: E402
 
 
 def token(client, path="/login") -> str:
@@ -35,15 +36,15 @@ def timed(action) -> float:
 
 
 def main() -> None:
-    content = load_content(ROOT)
+    site = load_site(ROOT)
+    content = load_content(site)
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
-        (temp / "content").mkdir()
-        add_account(temp, "ada", "correct horse battery staple")  # the default scrypt hash
-        settings = {"SECRET_KEY": "b" * 32, "SITE_ACCOUNTS_FILE": temp / "instance/accounts.yaml",
+        add_account(temp, "ada", "correct horse battery staple")  # the default scrypt hash, in instance/
+        settings = {"SECRET_KEY": "b" * 32, "SITE_ACCOUNTS_FILE": temp / ACCOUNTS_FILE,
                     "SITE_UPLOAD_FOLDER": temp / "uploads", "SITE_LOGIN_MAX_FAILURES": 10**6}
-        live = create_app(ROOT, content, live=True, config=settings)
-        plain = create_app(ROOT, content)
+        live = create_app(site, content, live=True, config=settings)
+        plain = create_app(site, content)
         client = live.test_client()
 
         def fail(username):

@@ -1,4 +1,9 @@
-"""Generate a project of N users and M stores from the example site's templates and static files."""
+"""Generate a project of N users and M stores from the example site's declarations (site.py),
+templates and static files.
+
+A user is content/users/user-NNNNN.yaml: the slug is the file name, so there is no
+``username:`` field (the record class in site.py refuses unknown fields).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,11 @@ LAST = ["lovelace", "turing", "liskov", "knuth", "dijkstra", "hopper", "rossum",
 AWARDS = ["Golden Quill", "Spelling Bee Coach of the Year", "Crossword Setter Medal", "Lexicon Prize"]
 
 
-def user_yaml(number: int, *, bio: str = "Collects word lists and rare dictionaries.") -> str:
+def user_yaml(number: int, *, bio: str = "Collects word lists and rare dictionaries.", name: str | None = None) -> str:
     first, last = FIRST[number % len(FIRST)], LAST[number // len(FIRST) % len(LAST)]
     awards = "".join(f"  - {AWARDS[(number + i) % len(AWARDS)]}\n" for i in range(number % 3))
-    return (f"username: user-{number:05d}\nname: {first.title()} {last.title()} {number}\n"
+    name = name or f"{first.title()} {last.title()} {number}"
+    return (f"name: {name}\n"
             f"joined: {2005 + number % 20}-{1 + number % 12:02d}-{1 + number % 28:02d}\n"
             + (f"awards:\n{awards}" if awards else "") + f"bio: {bio}\n")
 
@@ -28,6 +34,7 @@ def store_yaml(number: int) -> str:
 def make_site(root: Path, users: int, stores: int = 100) -> Path:
     """Write a project into ``root`` (which must not exist) and return it."""
     root.mkdir(parents=True)
+    shutil.copy(REPO / "site.py", root / "site.py")  # the site's collections and routes
     for part in ("templates", "static"):
         shutil.copytree(REPO / part, root / part)
     (root / "content" / "users").mkdir(parents=True)

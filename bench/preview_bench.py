@@ -31,6 +31,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def generate_site(root: Path, users: int) -> None:
+    """The example site (its site.py, templates, static files, stores) with ``users`` generated users.
+
+    A user's slug is its file name: the files have no ``username:`` field.
+    """
+    shutil.copy(REPO / "site.py", root / "site.py")
     for part in ("templates", "static"):
         shutil.copytree(REPO / part, root / part)
     shutil.copytree(REPO / "content" / "stores", root / "content" / "stores")
@@ -39,7 +44,7 @@ def generate_site(root: Path, users: int) -> None:
     folder.mkdir()
     for number in range(users):
         (folder / f"user-{number:05d}.yaml").write_text(
-            f"username: user-{number:05d}\nname: User Number {number}\njoined: 2020-01-01\n"
+            f"name: User Number {number}\njoined: 2020-01-01\n"
             f"awards:\n  - Award {number}\nbio: Generated for the preview benchmark.\n")
 
 
@@ -118,8 +123,8 @@ def main() -> None:
                 page.wait_for_timeout(300)
                 content = save_to_screen(
                     page,
-                    lambda n: profile.write_text(profile.read_text().replace(
-                        profile.read_text().splitlines()[1], f"name: Edited {n}")),
+                    lambda n: profile.write_text(re.sub(r"(?m)^name: .*$", f"name: Edited {n}",
+                                                        profile.read_text())),
                     "n => document.querySelector('h1')?.textContent === `Edited ${n}`",
                     options.edits)
                 page.evaluate("window.benchMarker = true")
