@@ -155,8 +155,11 @@ def record_routes(app: Flask) -> list[RecordRoute]:
         collections = [(name, c.collection) for name, c in converters.items()
                        if isinstance(c, CollectionConverter)]
         if len(arguments) != 1 or len(collections) != 1:
-            raise SiteError(f"site.py: route {rule.rule!r} ({rule.endpoint}): freeze cannot list its URLs; "
-                            "give it exactly one parameter typed with a collection, as in <events:event>")
+            code = getattr(app.view_functions[rule.endpoint], "__code__", None)
+            where = f"site.py:{code.co_firstlineno}" if code else "site.py"
+            raise SiteError(f"{where}: route {rule.rule!r} ({rule.endpoint}): freeze cannot list its URLs; "
+                            "give it exactly one parameter typed with a collection, as in <events:event> "
+                            "(for a page per tag, declare the tags as a collection)")
         found.append(RecordRoute(rule.endpoint, collections[0][1], collections[0][0]))
     return found
 

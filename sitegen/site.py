@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,9 @@ def load_site(root: Path) -> Site:
     sys.modules[name] = module  # record classes resolve their annotations through it
     try:
         spec.loader.exec_module(module)
+    except Exception as exc:  # a mistake in site.py: one line naming its line, as for content
+        del sys.modules[name]
+        raise SiteError(_site_file_error(exc, path)) from None
     except BaseException:
         del sys.modules[name]
         raise
@@ -174,3 +178,15 @@ def load_site(root: Path) -> Site:
     if len(sites) != 1:
         raise SiteError(f"{path}: expected one Site(...) at the top level, found {len(sites)}")
     return sites[0]
+
+
+def _site_file_error(exc: Exception, path: Path) -> str:
+    """``site.py:LINE: NameError: ...``: where in site.py the error arose (the last line of it in the traceback)."""
+    if isinstance(exc, SyntaxError) and exc.filename == str(path):
+        return f"{SITE_FILE}:{exc.lineno}: {type(exc).__name__}: {exc.msg}"
+    if isinstance(exc, SiteError):
+        return f"{SITE_FILE}: {exc.format_message()}"
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == str(path)]
+    where = f"{SITE_FILE}:{lines[-1]}" if lines else SITE_FILE
+    return f"{where}: {type(exc).__name__}: {exc}"
+

@@ -223,8 +223,16 @@ def test_a_missing_asset_is_a_broken_link(events):
 def test_a_route_freeze_cannot_list_is_an_error_naming_it(events):
     with open(events / "site.py", "a") as site:
         site.write('\n\n@site.route("/tags/<tag>/")\ndef tag_page(tag):\n    return tag\n')
-    assert freeze_fails(events) == ("site.py: route '/tags/<tag>/' (tag_page): freeze cannot list its URLs; "
-                                    "give it exactly one parameter typed with a collection, as in <events:event>")
+    line = len((events / "site.py").read_text().splitlines()) - 2  # the decorator's line
+    assert freeze_fails(events) == (
+        f"site.py:{line}: route '/tags/<tag>/' (tag_page): freeze cannot list its URLs; give it exactly one "
+        "parameter typed with a collection, as in <events:event> (for a page per tag, declare the tags as a "
+        "collection)")
+
+
+def test_a_mistake_in_site_py_is_one_line_naming_its_line(events):
+    edit(events / "site.py", "    tags: list[str] = []\n", "    tags: list[str] = []\n    poster: Poster | None = None\n")
+    assert freeze_fails(events) == "site.py:30: NameError: name 'Poster' is not defined"
 
 
 def test_a_reference_to_a_class_that_is_no_collection_is_an_error(events):
