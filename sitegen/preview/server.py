@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -61,6 +62,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from tornado.wsgi import WSGIContainer
 
 from ..app import create_app
+from ..routes import record_routes
 from ..content.loader import Content, check_references, load_content, reload_file
 from ..site import Site, load_site
 from ..errors import ContentError, ContentErrors, SiteError, describe_template_error
@@ -89,6 +91,7 @@ DRAIN_SECONDS = 60.0
 FRESH_CONNECTION_GRACE = 2.0
 # What a child writes to its parent when it has stopped accepting connections.
 HANDED_OVER = b"H"
+STARTUP_FAILED = b"F"  # then the one-line reason
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
@@ -208,6 +211,10 @@ class PreviewSite:
         self.content_errors, self.reference_errors = {}, []
         self.app = build_preview_app(self.site, content)
         self.template_errors = self._check_templates()
+        try:
+            record_routes(self.app)  # a route freeze cannot list: the preview says so too
+        except SiteError as exc:
+            self.template_errors.append(exc.format_message())
 
     def _reload_content(self, path: Path) -> None:
         shown = path.relative_to(self.root).as_posix()
@@ -706,15 +713,16 @@ def run_preview(root: Path, host: str, port: int, *, open_browser: bool = False)
             os.close(write_end)
             children.append(child)
             with os.fdopen(read_end, "rb") as pipe:
-                said = pipe.read(len(HANDED_OVER))  # b"" once the child exits without handing over
+                said = pipe.read()  # until the child closes it: b"" when it exits without a word
             if said == HANDED_OVER:
                 continue  # the old child finishes its requests and exits by itself
             code = child.wait()
             if code in (0, -signal.SIGINT):
                 return
-            echo(f"the preview stopped (exit status {code}); it restarts when you save site.py "
-                 f"or a file in {ENGINE_DIR.name}/")
-            _wait_for_code_change(Path(root))
+            reason = said[len(STARTUP_FAILED):].decode(errors="replace") if said.startswith(STARTUP_FAILED) \
+                else f"the preview stopped (exit status {code}): see the terminal"
+            echo(f"waiting: the preview starts again when you save site.py or a file in {ENGINE_DIR.name}/")
+            _serve_while_broken(sockets, allowed_hosts(host), reason, Path(root))
     except KeyboardInterrupt:
         pass
     finally:
@@ -724,10 +732,48 @@ def run_preview(root: Path, host: str, port: int, *, open_browser: bool = False)
                 child.wait()
 
 
-def _wait_for_code_change(root: Path) -> None:
+def _serve_while_broken(sockets: list[socket.socket], hosts: Iterable[str], reason: str, root: Path) -> None:
+    """Until site.py or the engine is saved again, answer every request with a page saying why.
+
+    The page refreshes itself every second, so the open tab shows the site as
+    soon as the app is back (instead of a connection that hangs in the backlog).
+    """
+    page = BROKEN_PAGE.format(reason=escape(reason)).encode()
     before = Fingerprint([ENGINE_DIR], files=site_code(root)).value
     while Fingerprint([ENGINE_DIR], files=site_code(root)).value == before:
-        time.sleep(0.3)
+        ready, _, _ = select.select(sockets, [], [], 0.3)
+        for listening in ready:
+            try:
+                connection, _ = listening.accept()
+            except BlockingIOError:
+                continue
+            with connection:
+                _answer_while_broken(connection, hosts, page)
+
+
+BROKEN_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="1">
+<title>Preview: the site does not start</title></head>
+<body><h1>The site does not start</h1><p><code>{reason}</code></p>
+<p>Fix it and save: this page reloads by itself.</p></body></html>
+"""
+
+
+def _answer_while_broken(connection: socket.socket, hosts: Iterable[str], page: bytes) -> None:
+    connection.settimeout(2)
+    try:
+        head = connection.recv(65536).split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        host = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
+                     if line.lower().startswith("host:")), "")
+        if host_name(host) not in hosts:  # the same rule as the running preview (DNS rebinding)
+            status, body = "400 Bad Request", b"Unknown host.\n"
+        else:
+            status, body = "503 Service Unavailable", page
+        connection.sendall(f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
+                           f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nX-Frame-Options: DENY\r\n"
+                           "Cache-Control: no-store\r\nConnection: close\r\n\r\n".encode() + body)
+    except OSError:
+        pass
 
 
 def child_main(argv: list[str]) -> int:
@@ -739,7 +785,13 @@ def child_main(argv: list[str]) -> int:
     sockets = [socket.socket(fileno=fd) for fd in fds]
     for sock in sockets:
         sock.setblocking(False)
-    site = PreviewSite(root)
+    try:
+        site = PreviewSite(root)
+    except SiteError as exc:  # a mistake in site.py: the parent shows it until it is fixed
+        message = exc.format_message()
+        echo(message)
+        os.write(hand_over_fd, STARTUP_FAILED + message.encode())
+        return 1
     server = PreviewServer(site, hosts)
 
     def tell_parent() -> None:

@@ -554,3 +554,27 @@ def test_a_network_host_needs_an_explicit_flag():
     result = CliRunner().invoke(main, ["preview", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "--allow-network" in result.output
+
+
+def test_a_broken_site_py_is_shown_until_it_is_fixed(make_project):
+    root = make_project("events")
+    site_file = root / "site.py"
+    good = site_file.read_text()
+    server = PreviewProcess(root, env=PREVIEW_ENV)
+    try:
+        visitor = Visitor(server.port)
+        assert visitor.get("/").status == 200
+        site_file.write_text(good.replace("    tags: list[str] = []\n", "    tags: list[str] = []\n    poster: Poster\n"))
+        deadline = time.monotonic() + 20
+        while (answer := visitor.get("/")).status != 503:
+            assert time.monotonic() < deadline, server.lines
+            time.sleep(0.1)
+        assert parse_html(answer.body).code.get_text() == "site.py:30: NameError: name 'Poster' is not defined"
+        assert visitor.get("/", Host="evil.example").status == 400
+        site_file.write_text(good)
+        while (answer := visitor.get("/events/talk-1/")).status != 200:
+            assert time.monotonic() < deadline, server.lines
+            time.sleep(0.1)
+        assert not any("Traceback" in line for line in server.lines)
+    finally:
+        server.stop()
