@@ -340,7 +340,10 @@ def _convert(f: Field, value: Any, context: ParseContext) -> Any:
         return Markdown(source, render_markdown(source, context.base_path, allow_html=context.raw_html))
     if f.kind == "static":
         path = context.root / "static" / value
-        if not _inside(path, context.root / "static") or not path.is_file():
+        if value.startswith("/") or not _inside(path, context.root / "static"):
+            raise Invalid((f.name,), f"{value!r} is not a path under static/: write it as images/photo.jpg, "
+                                     "without a leading / or ..")
+        if not path.is_file():
             raise Invalid((f.name,), f"no file static/{value} (a path under static/, such as images/photo.jpg)")
         return StaticFile(value)
     if f.kind == "nav":
