@@ -163,6 +163,9 @@ def test_recipe_add_a_photo(make_project):
     edit(root / "content/users/ada-lovelace.yaml", "images/logo.svg", "images/ada.jpg")
     assert freeze_fails(root) == ("content/users/ada-lovelace.yaml:7:8: no file static/images/ada.jpg "
                                   "(a path under static/, such as images/photo.jpg)")
+    edit(root / "content/users/ada-lovelace.yaml", "images/ada.jpg", "/images/logo.svg")
+    assert freeze_fails(root) == ("content/users/ada-lovelace.yaml:7:8: '/images/logo.svg' is not a path under "
+                                  "static/: write it as images/photo.jpg, without a leading / or ..")
 
 
 def test_recipe_add_a_page_to_the_nav(make_project):
