@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,14 +101,22 @@ def parse_context(site: Site, base_url: str | None) -> ParseContext:
 # ---------------------------------------------------------------- one file
 
 def load_record(schema: Schema, path: Path, root: Path, context: ParseContext,
-                data: bytes | None = None, slug: str | None = None) -> Record:
+                data: bytes | None = None) -> Record:
     """One record from its file; raises ContentError naming the file, line and column."""
     value, node, shown = read_yaml(path, root, data)
+    return schema.build(path.stem, _checked(schema, value, node, shown, context))
+
+
+def _checked(schema: Schema, value: Any, node: Any, shown: str, context: ParseContext,
+             then: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The fields of ``value``, checked (and by ``then`` too); an Invalid becomes a ContentError at its node."""
     try:
         fields = schema.check(value, context)
+        if then:
+            then(fields)
     except Invalid as exc:
         raise located_error(shown, locate(node, exc.loc, at_key=exc.at_key), exc.message) from None
-    return schema.build(slug or path.stem, fields)
+    return fields
 
 
 def load_settings(site: Site, root: Path, base_url: str | None = None) -> Settings:
@@ -118,11 +126,7 @@ def load_settings(site: Site, root: Path, base_url: str | None = None) -> Settin
     value, node, shown = read_yaml(path, root)
     schema = schema_of(site.settings_model, site)
     context = parse_context(site, base_url or (value.get("base_url") if isinstance(value, dict) else None))
-    try:
-        fields = schema.check(value, context)
-        _check_settings(site, fields)
-    except Invalid as exc:
-        raise located_error(shown, locate(node, exc.loc, at_key=exc.at_key), exc.message) from None
+    fields = _checked(schema, value, node, shown, context, then=lambda fields: _check_settings(site, fields))
     return schema.build("site", fields)
 
 
@@ -224,18 +228,34 @@ def names_are_clean(names: Iterable[str]) -> bool:
 
 # ---------------------------------------------------------------- references
 
-def reference_errors(site: Site, root: Path, slugs: dict[str, Any],
-                     references: Iterable[tuple[str, str, str, int | None, str]]) -> list[ContentError]:
-    """An error for each reference to a record that does not exist.
+Reference = tuple[str, str, str, "int | None", str, str]
 
-    ``references`` are (collection, slug, field, position in a list or None,
-    referenced slug); the file is read again only to locate a bad one.
+
+def find_references(site: Site, collections: dict[str, dict[str, Any]], *,
+                    encoded: bool = False) -> list[Reference]:
+    """Every reference among the records, by collection and slug (records as Schema.encode gives them
+    when ``encoded``): (collection, slug, field, position in a list or None, target collection, slug)."""
+    found = []
+    for name, collection in site.collections.items():
+        schema = schema_of(collection.model, site)
+        if not schema.references:
+            continue
+        targets = {field.name: site.collection_of(field.target).name for field in schema.references}
+        for slug, record in collections[name].items():
+            found += [(name, slug, field.name, position, targets[field.name], target)
+                      for field, position, target in schema.reference_slugs(record if encoded else
+                                                                            schema.values(record))]
+    return found
+
+
+def reference_errors(root: Path, slugs: dict[str, Any], references: Iterable[Reference]) -> list[ContentError]:
+    """An error for each reference to a record that is not among ``slugs`` (collection -> its slugs).
+
+    The file is read again only to locate a bad reference.
     """
     errors = []
-    for collection, slug, field, position, target_slug in references:
-        schema = schema_of(site.collections[collection].model, site)
-        target = site.collection_of(next(f.target for f in schema.references if f.name == field))
-        if target_slug in slugs[target.name]:
+    for collection, slug, field, position, target, target_slug in references:
+        if target_slug in slugs[target]:
             continue
         path = root / "content" / collection / f"{slug}.yaml"
         loc = (field,) if position is None else (field, position)
@@ -244,8 +264,7 @@ def reference_errors(site: Site, root: Path, slugs: dict[str, Any],
             place = locate(node, loc)
         except ContentError:
             shown, place = display_path(path, root), None
-        errors.append(located_error(shown, place, f"no {_singular(target.name)} {target_slug!r} in "
-                                                  f"content/{target.name}/"))
+        errors.append(located_error(shown, place, f"no {_singular(target)} {target_slug!r} in content/{target}/"))
     return errors
 
 
@@ -255,18 +274,7 @@ def _singular(name: str) -> str:
 
 def check_references(site: Site, root: Path, content: Content) -> list[ContentError]:
     """An error for each reference, in any collection, to a record that does not exist."""
-    return reference_errors(site, root, content.collections, references_of(site, content))
-
-
-def references_of(site: Site, content: Content) -> list[tuple[str, str, str, int | None, str]]:
-    found = []
-    for name, collection in site.collections.items():
-        schema = schema_of(collection.model, site)
-        if schema.references:
-            for slug, record in content.collections[name].items():
-                found += [(name, slug, field.name, position, target)
-                          for field, position, target in schema.reference_slugs(record)]
-    return found
+    return reference_errors(root, content.collections, find_references(site, content.collections))
 
 
 # ---------------------------------------------------------------- everything

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     import yaml
 
 
-
 class Record:
     """Base of a site's content types. Every record also has ``slug``: its file name, the part of its URL."""
 
@@ -168,6 +167,7 @@ class Schema:
         hints.pop("slug", None)
         self.fields = [Field(name, *_field_kind(annotation)) for name, annotation in hints.items()]
         self.names = [f.name for f in self.fields]
+        self._positions = {name: index for index, name in enumerate(self.names)}
         self.defaults = {name: getattr(model, name) for name in self.names if hasattr(model, name)}
         self._hints = hints
         self._validator: Any = None
@@ -240,9 +240,13 @@ class Schema:
 
     # ------------------------------------------------------------ as plain tuples (the freeze's state)
 
+    def values(self, record: Record) -> list[Any]:
+        """A record's fields in declaration order, as it holds them (a reference as its slug)."""
+        return [record.__dict__[name] for name in self.names]
+
     def encode(self, record: Record) -> tuple:
         """A record as a tuple of marshal-able values, fields in declaration order."""
-        values = [record.__dict__[name] for name in self.names]
+        values = self.values(record)
         for index, f in self._converters:
             values[index] = _ENCODE[f.kind](values[index])
         return tuple(values)
@@ -253,11 +257,12 @@ class Schema:
             fields[f.name] = _DECODE[f.kind](fields[f.name])
         return self.build(slug, fields)
 
-    def reference_slugs(self, record: Record) -> list[tuple[Field, int | None, str]]:
-        """Each reference of a record: (field, position in a list or None, slug)."""
+    def reference_slugs(self, values: typing.Sequence[Any]) -> list[tuple[Field, int | None, str]]:
+        """Each reference among a record's ``values`` (Schema.values, or Schema.encode: both keep a
+        reference as its slug): (field, position in a list or None, slug)."""
         found = []
         for f in self.references:
-            value = record.__dict__[f.name]
+            value = values[self._positions[f.name]]
             if f.kind == "ref":
                 if value is not None:
                     found.append((f, None, value))

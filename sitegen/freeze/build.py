@@ -264,21 +264,9 @@ class Build:
 
     def _reference_errors(self, records: dict[str, dict[str, tuple]]) -> list[ContentError]:
         """References to records that do not exist, checked over every record (a deleted one breaks others)."""
-        from ..content.loader import reference_errors, schema_of
+        from ..content.loader import find_references, reference_errors
 
-        found = []
-        for kind, collection in self.site.collections.items():
-            schema = schema_of(collection.model, self.site)
-            for field in schema.references:
-                index = schema.names.index(field.name)
-                for slug, values in records[kind].items():
-                    value = values[index]
-                    if field.kind == "ref":
-                        if value is not None:
-                            found.append((kind, slug, field.name, None, value))
-                    else:
-                        found += [(kind, slug, field.name, position, target) for position, target in enumerate(value)]
-        return reference_errors(self.site, self.root, records, found) if found else []
+        return reference_errors(self.root, records, find_references(self.site, records, encoded=True))
 
     def _slugs(self) -> tuple[dict[str, list[str]], list[ContentError]]:
         """The records of each kind in file-name order, and the errors in file names."""
