@@ -149,7 +149,7 @@ def record_routes(app: Flask) -> list[RecordRoute]:
         if rule.endpoint not in site_endpoints:  # the engine's own pages, and the preview's live pages
             continue
         arguments = set(rule.arguments) - set(rule.defaults or ())
-        if not arguments or rule.endpoint in app.extensions.get("sitegen_enumerated", {}):
+        if not arguments:
             continue
         converters = {name: rule._converters.get(name) for name in arguments}  # Werkzeug keeps them there
         collections = [(name, c.collection) for name, c in converters.items()

@@ -202,7 +202,7 @@ def track_app(app: Any, recorder: Recorder) -> None:
             closures[name] = tuple(sorted(f"templates/{t}" for t in found)) + ((ANY_TEMPLATE,) if dynamic else ())
         return closures[name]
 
-    def note_template(sender: Flask, template: Any, context: dict, **extra: Any) -> None:
+    def note_template(sender: Any, template: Any, context: dict, **extra: Any) -> None:
         for dependency in template_closure(template.name):
             recorder.add(dependency)
 

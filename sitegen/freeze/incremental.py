@@ -26,8 +26,6 @@ together or not at all.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime as dt
 import fcntl
 import filecmp
 import gc

@@ -9,9 +9,7 @@ from __future__ import annotations
 import random
 import re
 import signal
-from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from sitegen.cli import main

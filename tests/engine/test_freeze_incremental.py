@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from support import EXAMPLE, REPO, check_random_edits_match_a_clean_freeze, snapshot
+from support import REPO, check_random_edits_match_a_clean_freeze, snapshot
 from sitegen.freeze import incremental
 from sitegen.cli import main
 from sitegen.errors import SiteError

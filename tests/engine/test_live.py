@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from support import API_KEY, LIVE_PASSWORD, LIVE_USER, EXAMPLE, csrf_token, parse_html, sign_in
+from support import API_KEY, LIVE_PASSWORD, LIVE_USER, csrf_token, parse_html, sign_in
 from sitegen.live import accounts
 from sitegen.app import create_app
 from sitegen.site import load_site
