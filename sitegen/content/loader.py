@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ContentError, ContentErrors, SiteError
-from .model import Invalid, ParseContext, Record, Records, Schema, Settings, locate
+from .model import Invalid, ParseContext, Record, Records, Schema, Settings, base_path_of, locate
 from .yaml_source import display_path, located_error, read_yaml
 
 if TYPE_CHECKING:
@@ -94,8 +94,7 @@ class _Reference:
 
 
 def parse_context(site: Site, base_url: str | None) -> ParseContext:
-    base_path = "/" + (base_url or "/").split("://", 1)[-1].partition("/")[2]
-    return ParseContext(site.root, base_path, site.raw_html)
+    return ParseContext(site.root, base_path_of(base_url or "/"), site.raw_html)
 
 
 # ---------------------------------------------------------------- one file

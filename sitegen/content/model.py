@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import yaml
@@ -156,6 +157,12 @@ class ParseContext:
     root: Path
     base_path: str = "/"  # the path of the base URL: root-relative links in Markdown get it
     raw_html: bool = False  # whether Markdown may carry raw HTML
+
+
+def base_path_of(base_url: str) -> str:
+    """The path of a base URL, ending in ``/``: what every link of the site starts with."""
+    path = urlsplit(base_url).path or "/"
+    return path if path.endswith("/") else path + "/"
 
 
 class Schema:

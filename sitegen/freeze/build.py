@@ -33,7 +33,8 @@ from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
-from .linkcheck import base_path_of, broken_links
+from ..content.model import base_path_of
+from .linkcheck import broken_links
 
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from ..content.model import base_path_of
+
 # An href or src attribute after a space, as Jinja templates write them. A pattern that starts
 # with a literal runs 2-3 times as fast as one that starts with \s (measured, 2 KB pages).
 LINK = re.compile(rb""" (?:href|src)=(?:"([^"]*)"|'([^']*)')""")
@@ -126,8 +128,3 @@ def _line_of(path: Path, written: list[str]) -> int | None:
         if at >= 0:
             return text.count("\n", 0, at) + 1
     return None
-
-
-def base_path_of(base_url: str) -> str:
-    path = urlsplit(base_url).path or "/"
-    return path if path.endswith("/") else path + "/"
