@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..content.model import base_path_of
 from ..errors import ContentError, ContentErrors, SiteError, describe_os_error
 from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
-from ..content.model import base_path_of
 from .linkcheck import broken_links
 
 # Below this many pages and files to parse, one process is faster than forking.
