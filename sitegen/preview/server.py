@@ -343,6 +343,13 @@ def host_name(host: str) -> str:
     return host.split(":", 1)[0]
 
 
+def unknown_host(host: str, hosts: Iterable[str]) -> str | None:
+    """Why a request for ``host`` is refused (DNS rebinding), or None when the preview answers it."""
+    if host_name(host) in hosts:
+        return None
+    return f"Unknown host {host[:100]!r}: this preview answers only {', '.join(hosts)}."
+
+
 def allowed_hosts(listen_host: str) -> tuple[str, ...]:
     """The Host names the preview answers: loopback names, plus the address it listens on.
 
@@ -443,11 +450,8 @@ class GuardedHandler(web.RequestHandler):
         if size > MAX_HEADER_BYTES:
             return 431, (f"The request headers are {describe_size(size)}, over the limit of "
                          f"{describe_size(MAX_HEADER_BYTES)}.")
-        hosts = self.preview.hosts
-        if host_name(self.request.host) not in hosts:
-            return 400, (f"Unknown host {self.request.host[:100]!r}: this preview answers only "
-                         f"{', '.join(hosts)}.")
-        return None
+        unknown = unknown_host(self.request.host, self.preview.hosts)
+        return (400, unknown) if unknown else None
 
 
 @web.stream_request_body
@@ -748,7 +752,7 @@ def _serve_while_broken(sockets: list[socket.socket], hosts: Iterable[str], reas
             except BlockingIOError:
                 continue
             with connection:
-                _answer_while_broken(connection, hosts, page)
+                _answer_while_broken(connection, hosts, reason, page)
 
 
 BROKEN_PAGE = """<!DOCTYPE html>
@@ -759,17 +763,20 @@ BROKEN_PAGE = """<!DOCTYPE html>
 """
 
 
-def _answer_while_broken(connection: socket.socket, hosts: Iterable[str], page: bytes) -> None:
+def _answer_while_broken(connection: socket.socket, hosts: Iterable[str], reason: str, page: bytes) -> None:
     connection.settimeout(2)
     try:
-        head = connection.recv(65536).split(b"\r\n\r\n", 1)[0].decode("latin-1")
-        host = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
-                     if line.lower().startswith("host:")), "")
-        if host_name(host) not in hosts:  # the same rule as the running preview (DNS rebinding)
-            status, body = "400 Bad Request", b"Unknown host.\n"
+        head = connection.recv(65536).split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        path = head[0].split(" ")[1] if head[0].count(" ") >= 2 else "/"
+        host = next((line.split(":", 1)[1].strip() for line in head[1:] if line.lower().startswith("host:")), "")
+        unknown = unknown_host(host, hosts)  # the same rule as the running preview
+        if unknown:
+            status, (kind, body) = "400 Bad Request", refusal(path, 400, unknown)
+        elif path.startswith(API_PREFIX):
+            status, (kind, body) = "503 Service Unavailable", refusal(path, 503, reason)
         else:
-            status, body = "503 Service Unavailable", page
-        connection.sendall(f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
+            status, kind, body = "503 Service Unavailable", "text/html; charset=utf-8", page
+        connection.sendall(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
                            f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nX-Frame-Options: DENY\r\n"
                            "Cache-Control: no-store\r\nConnection: close\r\n\r\n".encode() + body)
     except OSError:

@@ -570,7 +570,11 @@ def test_a_broken_site_py_is_shown_until_it_is_fixed(make_project):
             assert time.monotonic() < deadline, server.lines
             time.sleep(0.1)
         assert parse_html(answer.body).code.get_text() == "site.py:30: NameError: name 'Poster' is not defined"
-        assert visitor.get("/", Host="evil.example").status == 400
+        refused = visitor.get("/", Host="evil.example")
+        assert refused.status == 400 and "Unknown host 'evil.example'" in parse_html(refused.body).get_text()
+        api = visitor.get("/api/events/")
+        assert api.status == 503 and json.loads(api.body) == {
+            "message": "site.py:30: NameError: name 'Poster' is not defined"}
         site_file.write_text(good)
         while (answer := visitor.get("/events/talk-1/")).status != 200:
             assert time.monotonic() < deadline, server.lines
