@@ -88,10 +88,8 @@ class ShareFreezer(CheckedFreezer):
 
     def __init__(self, app: Flask, records: dict[str, list[str]], urls: list[str]):
         super().__init__(app, with_static_files=False, with_no_argument_rules=False)
-        self.owner: tuple[str, str] | None = None
-        self.record_routes = {route.endpoint: route for route in record_routes(app)}
-        register_record_generators(self, list(self.record_routes.values()), records)
-        self.url_generators = [self._noting_owner(generator) for generator in self.url_generators]
+        self.owner: tuple[str, str] | None = None  # the record of the page being built, if any
+        register_record_generators(self, record_routes(app), records, on_page=self._note_owner)
         self.pending = iter(urls)
         self.links: tuple[str, ...] = ()  # what the page just built links to (see linkcheck.py)
         self._folders: set[str] = set()  # made by this freezer
@@ -103,17 +101,9 @@ class ShareFreezer(CheckedFreezer):
                 self.owner = None
                 yield quote(url)
 
-    def _noting_owner(self, generator: Callable) -> Callable:
-        """Note the record of each generated page (Frozen-Flask builds each page as it is generated)."""
-
-        @functools.wraps(generator)
-        def noting():
-            for endpoint, values in generator():
-                route = self.record_routes[endpoint]
-                self.owner = (route.collection, values[route.argument])
-                yield endpoint, values
-
-        return noting
+    def _note_owner(self, owner: tuple[str, str]) -> None:
+        """Frozen-Flask builds each page as it is generated: the record generated is the page's."""
+        self.owner = owner
 
     @functools.cached_property
     def root(self) -> Path:
@@ -186,20 +176,25 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(descriptor)
 
 
-def register_record_generators(freezer: Freezer, routes: list[RecordRoute], slugs: dict[str, list[str]]) -> None:
-    """The pages of each record, one per route typed with its collection (``<events:event>``).
+def register_record_generators(freezer: Freezer, routes: list[RecordRoute], slugs: dict[str, list[str]],
+                               on_page: Callable[[tuple[str, str]], None] | None = None) -> None:
+    """The pages of each record, one per route typed with its collection (``<events:event>``);
+    ``on_page`` hears of each page's record, (collection, slug), as it is generated.
 
     One iterator for all: a share that restarts its generators after a
     deferred page goes on from the page after it. A list's iterator, not a
     generator, since closing the generator that was interrupted must not
     end it.
     """
-    pages = iter([(route.endpoint, {route.argument: slug}) for kind, names in slugs.items()
+    pages = iter([(route, slug) for kind, names in slugs.items()
                   for slug in names for route in routes if route.collection == kind])
 
     @freezer.register_generator
     def record_pages():
-        yield from pages
+        for route, slug in pages:
+            if on_page:
+                on_page((route.collection, slug))
+            yield route.endpoint, {route.argument: slug}
 
 
 def register_page_generators(freezer: Freezer, counts: dict[str, int]) -> None:
