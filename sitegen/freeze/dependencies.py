@@ -171,7 +171,9 @@ def track_app(app: Any, recorder: Recorder) -> None:
     every page of a freeze) and still notes each static file linked.
     """
     from flask import before_render_template, request
+    from flask.globals import request_ctx
     from jinja2 import TemplateNotFound, meta
+    from werkzeug.routing import BuildError
 
     from ..contained import RefusedTemplate
 
@@ -208,24 +210,35 @@ def track_app(app: Any, recorder: Recorder) -> None:
 
     before_render_template.connect(note_template, app, weak=False)
 
-    build_url = app.url_for
+    flask_url_for = app.url_for
     built: dict[tuple, tuple[str, str | None]] = {}  # arguments -> (URL, the static file it links to)
 
     def url_for(endpoint: str, **values: Any) -> str:
-        """Templates' url_for, remembered: every page of a freeze has the same base URL.
+        """Templates' url_for: what Flask's builds, remembered where it repeats on every page.
 
-        Relative endpoints ('.page') depend on the current blueprint and are not remembered.
+        Static files and pages without arguments are remembered. Any other
+        link (a record's, a listing page's) is built each time, since
+        remembering each would grow with the site, straight from the
+        request's URL adapter: Flask's url_for adds only its ``_anchor``-style
+        options, relative endpoints ('.page'), defaults hooks (the only one
+        is the note below, for static files) and the wording of errors,
+        which all go its way.
         """
-        key = (endpoint, *values.items())
-        if key not in built:
-            if endpoint.startswith("."):
-                return build_url(endpoint, **values)
-            built[key] = (build_url(endpoint, **values),
-                          static_link_key(values["filename"]) if endpoint == "static" else None)
-        url, static_link = built[key]
-        if static_link:
-            recorder.add(static_link)
-        return url
+        if endpoint.startswith(".") or any(name.startswith("_") for name in values):
+            return flask_url_for(endpoint, **values)
+        if endpoint == "static" or not values:
+            key = (endpoint, *values.items())
+            if key not in built:
+                built[key] = (flask_url_for(endpoint, **values),
+                              static_link_key(values["filename"]) if endpoint == "static" else None)
+            url, static_link = built[key]
+            if static_link:
+                recorder.add(static_link)
+            return url
+        try:
+            return request_ctx.url_adapter.build(endpoint, values)
+        except BuildError:
+            return flask_url_for(endpoint, **values)
 
     app.jinja_env.globals["url_for"] = url_for
 

@@ -140,7 +140,7 @@ class ShareFreezer(CheckedFreezer):
         redirect to follow, an error) goes through Frozen-Flask's own build.
         """
         file = unicodedata.normalize("NFC", self.urlpath_to_filepath(url))
-        page = self.fetcher.get(url)
+        page = self.fetcher.render(url)
         self.links = ()
         if page.status_code != 200:
             return self._build_one(url).relative_to(self.root).as_posix()

@@ -1,4 +1,9 @@
-"""The fast freeze writes exactly what stock Frozen-Flask writes, and its fetcher answers like the test client."""
+"""The fast freeze writes exactly what stock Frozen-Flask writes, and its fetcher answers like the test client.
+
+The freeze renders a page by calling its view in a request context made once
+(Fetcher.render), not through a whole request: every page of every fixture
+site is compared with what the Flask app answers a real client.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from pathlib import Path
 
 import flask_frozen
 import pytest
-from flask import Flask, redirect
+from flask import Flask, abort, after_this_request, redirect
 from flask_frozen import Freezer
 
 from support import EXAMPLE
@@ -33,7 +38,7 @@ def stock_freeze(root: Path, dest: Path, base_url: str | None = None) -> None:
                      config={"FREEZER_DESTINATION": str(dest), "FREEZER_STATIC_IGNORE": STATIC_IGNORE})
     app.config["FREEZER_BASE_URL"] = app.config["SITE_BASE_URL"]
     freezer = Freezer(app)
-    register_generators(freezer, {"users": list(content.users), "stores": list(content.stores)})
+    register_generators(freezer, {name: list(records) for name, records in content.collections.items()})
     with warnings.catch_warnings():  # the sitemap's parts: none for a site under 50,000 pages
         warnings.filterwarnings("ignore", "Nothing frozen for endpoints sitegen.sitemap_part")
         freezer.freeze()
@@ -44,9 +49,11 @@ def test_the_page_build_was_checked_against_this_frozen_flask():
     assert flask_frozen.VERSION == "1.0.2"
 
 
-def test_parallel_freeze_writes_what_stock_frozen_flask_writes(make_project, tmp_path):
-    root = make_project()
-    add_users(root, 80)
+@pytest.mark.parametrize("site", ["example", "events"])
+def test_parallel_freeze_writes_what_stock_frozen_flask_writes(make_project, tmp_path, site):
+    root = make_project(site)
+    if site == "example":
+        add_users(root, 80)
     stock, ours = tmp_path / "stock", tmp_path / "ours"
     stock_freeze(root, stock)
     freeze_site(root, ours, jobs=2)
@@ -74,6 +81,43 @@ def test_fetcher_answers_like_the_stock_client(app):
         stock = app.test_client().get(url, base_url=base_url)
         fetched = fetcher.get(url)
         assert fetched == (stock.status_code, stock.content_type, stock.mimetype, stock.data), url
+
+
+@pytest.mark.parametrize("site", ["example", "events"])
+@pytest.mark.parametrize("base_url", [None, "https://example.org/sub/"])
+def test_every_page_renders_as_the_flask_app_answers_a_client(make_project, tmp_path, site, base_url):
+    root = make_project(site)
+    if site == "example":
+        add_users(root, 30)  # two listing pages
+    stock = tmp_path / "stock"
+    stock_freeze(root, stock, base_url)
+    loaded = load_site(root)
+    app = create_app(loaded, load_content(loaded), base_url=base_url, config={"PROPAGATE_EXCEPTIONS": True})
+    client_base = app.config["SITE_BASE_URL"]
+    fetcher = Fetcher(app, client_base)
+    full_requests = []
+    full_request = fetcher.get
+    fetcher.get = lambda url: full_requests.append(url) or full_request(url)
+    urls = ["/" + file.removesuffix("index.html") for file in snapshot(stock)]
+    listing_page = next(url for url in urls if url.endswith("/page/2/"))
+    record_page = next(url for url in urls if url.count("/") == 3 and url.endswith("/") and "/page/" not in url)
+    assert len(urls) > 15
+    # And what a freeze never asks for: no such page, a page past the last, a URL that redirects.
+    for url in urls + ["/no/such/page/", listing_page.replace("/2/", "/99/"), record_page.rstrip("/")]:
+        answer = app.test_client().get(url, base_url=client_base)
+        assert fetcher.render(url) == (answer.status_code, answer.content_type, answer.mimetype, answer.data), url
+    assert len(full_requests) == 3  # only those three went the whole way through Flask
+
+
+def test_a_view_that_answers_other_than_with_text_renders_as_flask_answers(tmp_path):
+    app = small_app(tmp_path)
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    app.add_url_rule("/later/", "later", lambda: after_this_request(lambda response: response) and "<p>later</p>")
+    app.add_url_rule("/gone/", "gone", lambda: abort(410))
+    fetcher = Fetcher(app, None)
+    for url in ["/page/", "/moved/", "/missing/", "/feed.xml", "/later/", "/gone/"]:
+        answer = app.test_client().get(url)
+        assert fetcher.render(url) == (answer.status_code, answer.content_type, answer.mimetype, answer.data), url
 
 
 def small_app(dest: Path) -> Flask:
