@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_site import make_site, user_yaml  # noqa: E402
+from make_site import make_site, user_slug, user_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO.parent / "shared" / "peers"  # ../shared/peers: run from there, never copied into the repo
@@ -185,7 +185,7 @@ def prepare_peers(work: Path, users: int, stores: int) -> tuple[Path, Path, Path
 def edit(site: Path, users: int, number: int, **change: str) -> None:
     """Rewrite one user's file; never one of the first six, whom the home page shows."""
     number = 6 + number % (users - 6)
-    (site / "content" / "users" / f"user-{number:05d}.yaml").write_text(user_yaml(number, **change))
+    (site / "content" / "users" / f"{user_slug(number, users)}.yaml").write_text(user_yaml(number, **change))
 
 
 def bench_size(users: int, stores: int, rounds: int, jobs: int | None, work: Path, peers: bool) -> dict[str, list]:
