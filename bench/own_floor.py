@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import itertools
 import math
 import os
 import re
@@ -67,13 +68,12 @@ class Floor:
     def __init__(self, project: Path, out: Path):
         self.project, self.out = project, str(out)
         self.folders: set[str] = set()  # made by this process
-        site = load_site(project)
-        self.site = site
+        self.site = site = load_site(project)
         settings = load(str(project / "content" / "site.yaml"))
         base_url = settings["base_url"] if settings["base_url"].endswith("/") else settings["base_url"] + "/"
         self.base_path = base_path_of(base_url)
         self.prefix = self.base_path.rstrip("/")  # what url_for puts before every path (the script root)
-        self.origin = base_url.rstrip("/")[: len(base_url.rstrip("/")) - len(self.prefix)]
+        self.origin = base_url[: len(base_url) - len(self.base_path)]  # scheme and host: absolute_url's start
         self.settings = SimpleNamespace(**{**settings, "base_url": base_url,
                                            "about": self.markdown(settings["about"]),
                                            "nav": [SimpleNamespace(**item) for item in settings["nav"]]})
@@ -96,7 +96,7 @@ class Floor:
         self.templates = {name: self.env.get_template(name) for name in (
             "profile.html", "users.html", "store.html", "stores.html", "index.html", "about.html", "404.html",
             "robots.txt", "sitemap.xml", "sitemap_index.xml")}  # compiled once, before any fork
-        self.requests = {}  # endpoint -> the `request` a template sees
+        self.requests: dict[str, SimpleNamespace] = {}  # endpoint -> the `request` a template sees
 
     # ------------------------------------------------------------ what templates use
 
@@ -209,17 +209,19 @@ class Floor:
             yield self.absolute_url("storefront", store=name[: -len(".yaml")])
 
     def sitemap(self) -> None:
-        pages = list(self.html_pages())
-        parts = max(1, math.ceil(len(pages) / SITEMAP_LIMIT))
+        """The sitemap, or past SITEMAP_LIMIT URLs an index and its parts, made one part at a time."""
+        total = 3 + self.user_pages + len(self.user_files) + len(self.store_files)  # what html_pages yields
+        parts = max(1, math.ceil(total / SITEMAP_LIMIT))
+        pages = self.html_pages()
         if parts == 1:
-            self.write(self.url_for("sitegen.sitemap"), self.render("sitemap.xml", "sitegen.sitemap", pages=pages))
+            self.write(self.url_for("sitegen.sitemap"), self.render("sitemap.xml", "sitegen.sitemap",
+                                                                    pages=list(pages)))
             return
         self.write(self.url_for("sitegen.sitemap"), self.render("sitemap_index.xml", "sitegen.sitemap", sitemaps=[
             self.absolute_url("sitegen.sitemap_part", number=number) for number in range(1, parts + 1)]))
         for number in range(1, parts + 1):
-            chunk = pages[(number - 1) * SITEMAP_LIMIT:number * SITEMAP_LIMIT]
-            self.write(self.url_for("sitegen.sitemap_part", number=number),
-                       self.render("sitemap.xml", "sitegen.sitemap_part", pages=chunk))
+            self.write(self.url_for("sitegen.sitemap_part", number=number), self.render(
+                "sitemap.xml", "sitegen.sitemap_part", pages=list(itertools.islice(pages, SITEMAP_LIMIT))))
 
     def copy_static(self) -> None:
         static = self.project / "static"
