@@ -174,7 +174,8 @@ def count_files(folder: Path) -> int:
 
 
 def freeze_command(root: Path, dest: Path, jobs: int) -> list[str]:
-    return [sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze", "--dest", str(dest), "--jobs", str(jobs)]
+    return [sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze", "--dest", str(dest),
+            "--jobs", str(jobs)]
 
 
 def check_peers(hugo: bool) -> None:

@@ -18,7 +18,7 @@ AWARDS = ["Golden Quill", "Spelling Bee Coach of the Year", "Crossword Setter Me
 
 
 def user_slug(number: int, users: int) -> str:
-    """user-00042: padded to the widest number of the site, so that file-name order (the listing's) is number order."""
+    """user-00042: padded to the site's widest number, so that file-name order (the listing's) is number order."""
     return f"user-{number:0{max(5, len(str(users - 1)))}d}"
 
 

@@ -161,7 +161,9 @@ class Floor:
             file.write(text.encode())
 
     def render(self, template: str, endpoint: str, **context) -> str:
-        request = self.requests.get(endpoint) or self.requests.setdefault(endpoint, SimpleNamespace(endpoint=endpoint))
+        request = self.requests.get(endpoint)
+        if request is None:
+            request = self.requests[endpoint] = SimpleNamespace(endpoint=endpoint)
         return self.templates[template].render(request=request, **context)
 
     # ------------------------------------------------------------ the pages
