@@ -45,7 +45,7 @@ their time divided by this one (above 1 is faster), then the median over
 rounds, so that a round slowed by other work on the machine slows both sides
 of a ratio. It checks that the stock and own-floor builds of the first round
 hold the same bytes as the clean one. Nothing is deleted until the end, but
-above 100,000 users, where a few builds would fill the memory that /dev/shm
+from 100,000 users on, where the builds would fill the memory that /dev/shm
 lives in, each round's cold builds are deleted after the round, with a pause
 before the next (see --work).
 """
@@ -78,9 +78,11 @@ PEER_RUNS = ("hugo", "floor")
 STOCK_RUNS = ("stock", "stock-c")
 INCREMENTAL = ("bio-edit", "name-edit", "nothing")
 REFERENCES = ("stock", "hugo", "floor", "own-floor")  # the ratio columns
-# Above this many users the stock runs are left out unless asked for, and each round's cold
-# builds are deleted after the round (a 1,000,000-user build is about 5 GB).
-LARGE_USERS = 100_000
+# Above this many users the stock runs are left out unless asked for: about 30 minutes each at 1,000,000.
+STOCK_MAX_USERS = 100_000
+# From this many users on, each round's cold builds are deleted after the round: /dev/shm is memory,
+# and a build takes about 0.5 GB at 100,000 users (21 of them in 3 rounds), 5 GB at 1,000,000.
+DELETE_FROM_USERS = 100_000
 # After deleting many files, creating files is slow on these VMs for about a minute (../shared/peers README).
 PAUSE_AFTER_DELETE = 60
 STOCK = """
@@ -211,11 +213,11 @@ def edit(site: Path, users: int, number: int, **change: str) -> None:
 
 def runs_of(users: int, asked: list[str] | None, jobs: list[int], peers: bool) -> list[str]:
     """The runs of one size, in running order: those asked for (``clean`` is every clean-jN), or all
-    but, above LARGE_USERS, the stock ones (saying so)."""
+    but, above STOCK_MAX_USERS, the stock ones (saying so)."""
     names = set(asked or RUNS) - (set() if peers else set(PEER_RUNS))
-    if asked is None and users > LARGE_USERS:
+    if asked is None and users > STOCK_MAX_USERS:
         names -= set(STOCK_RUNS)
-        print(f"{users:,} users: stock and stock-c left out above {LARGE_USERS:,} users "
+        print(f"{users:,} users: stock and stock-c left out above {STOCK_MAX_USERS:,} users "
               "(name them in --runs to run them)")
     return [expanded for name in RUNS if name in names
             for expanded in ([f"clean-j{count}" for count in jobs] if name == "clean" else [name])]
@@ -267,7 +269,7 @@ def bench_size(users: int, stores: int, rounds: int, jobs: list[int], runs: list
             results["name-edit"].append(run(freeze_command(site, incremental_dest, most)))
         if "nothing" in results:
             results["nothing"].append(run(freeze_command(site, incremental_dest, most)))
-        if users > LARGE_USERS and fresh.exists():
+        if users >= DELETE_FROM_USERS and fresh.exists():
             shutil.rmtree(fresh)
             if round_number + 1 < rounds:
                 print(f"{users:,} users: round {round_number + 1}'s builds deleted; "
