@@ -1,8 +1,10 @@
-"""Freeze benchmark: `python site.py freeze` against stock Frozen-Flask, Hugo and a Jinja-only floor.
+"""Freeze benchmark: `python site.py freeze` against stock Frozen-Flask, Hugo and two Jinja-only floors.
 
     python bench/freeze_bench.py                          # 10,000 users, 100 stores, 3 rounds
     python bench/freeze_bench.py --users 1000 10000 --rounds 5
     python bench/freeze_bench.py --no-peers               # without ../shared/peers
+    python bench/freeze_bench.py --users 1000000 --rounds 1 --work /var/tmp \
+        --runs own-floor,clean,bio-edit,name-edit,nothing
 
 For each size it generates, outside the timed runs, a project of N users and
 100 stores from this site's site.py, templates and static files (bench/make_site.py),
@@ -20,20 +22,32 @@ these as its own process, in this order, every cold build into a fresh folder:
   hugo        Hugo on ../shared/peers/hugo_peer (simpler templates, no listing pages)
   floor       ../shared/peers render_only.py: C loader, 2 processes, Jinja and write
               only (the peers' `jinja-c-j2`)
-  clean       python site.py freeze into a fresh folder (no state)
+  own-floor   bench/own_floor.py: this site's own pages, the same bytes as the freeze's,
+              from plain Jinja and the C loader in --jobs processes, no Flask
+  clean-jN    python site.py freeze --jobs N into a fresh folder (no state), once for
+              each N of --jobs (default 1 and 2)
   bio-edit    python site.py freeze after changing one user's bio (that profile only)
   name-edit   python site.py freeze after changing one user's name (the profile and
               the /users/ listing page that shows the name)
   nothing     python site.py freeze with nothing changed
 
+--runs chooses among them (`clean` stands for every clean-jN). Above 100,000
+users the stock runs are left out unless --runs names them: they would take
+most of an hour at 1,000,000. The own floor and the freezes other than
+clean-jN run with the largest --jobs.
+
 It prints, per run kind, the median wall time of the whole process (Python
 start-up included), its min-max, the time the command reports for itself,
 the files written per second, peak memory (the RSS of the process and all
 its children, summed while it runs, so pages shared after a fork count
-twice) and the speed-up over stock, Hugo and the floor: in each round, their
-time divided by this one (above 1 is faster), then the median over rounds, so
-that a round slowed by other work on the machine slows both sides of a ratio.
-Nothing is deleted until the end.
+twice) and the speed-up over stock, Hugo and the two floors: in each round,
+their time divided by this one (above 1 is faster), then the median over
+rounds, so that a round slowed by other work on the machine slows both sides
+of a ratio. It checks that the stock and own-floor builds of the first round
+hold the same bytes as the clean one. Nothing is deleted until the end, but
+from 100,000 users on, where the builds would fill the memory that /dev/shm
+lives in, each round's cold builds are deleted after the round, with a pause
+before the next (see --work).
 """
 
 from __future__ import annotations
@@ -52,16 +66,25 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_site import make_site, user_yaml  # noqa: E402
+from make_site import make_site, user_slug, user_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO.parent / "shared" / "peers"  # ../shared/peers: run from there, never copied into the repo
 # Memory is sampled this often: often enough to catch each worker's peak, and
 # rarely enough that the sampling itself does not take CPU from a 2-core freeze.
 SAMPLE_SECONDS = 0.05
-FRESH = ("stock", "stock-c", "hugo", "floor", "clean")
+RUNS = ("stock", "stock-c", "hugo", "floor", "own-floor", "clean", "bio-edit", "name-edit", "nothing")
 PEER_RUNS = ("hugo", "floor")
+STOCK_RUNS = ("stock", "stock-c")
 INCREMENTAL = ("bio-edit", "name-edit", "nothing")
+REFERENCES = ("stock", "hugo", "floor", "own-floor")  # the ratio columns
+# Above this many users the stock runs are left out unless asked for: about 30 minutes each at 1,000,000.
+STOCK_MAX_USERS = 100_000
+# From this many users on, each round's cold builds are deleted after the round: /dev/shm is memory,
+# and a build takes about 0.5 GB at 100,000 users (21 of them in 3 rounds), 5 GB at 1,000,000.
+DELETE_FROM_USERS = 100_000
+# After deleting many files, creating files is slow on these VMs for about a minute (../shared/peers README).
+PAUSE_AFTER_DELETE = 60
 STOCK = """
 import sys, time
 started = time.perf_counter()
@@ -152,18 +175,18 @@ def count_files(folder: Path) -> int:
     return sum(len([name for name in files if not name.startswith(".")]) for _, _, files in os.walk(folder))
 
 
-def freeze_command(root: Path, dest: Path, jobs: int | None) -> list[str]:
-    command = [sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze", "--dest", str(dest)]
-    return command + (["--jobs", str(jobs)] if jobs else [])
+def freeze_command(root: Path, dest: Path, jobs: int) -> list[str]:
+    return [sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze", "--dest", str(dest),
+            "--jobs", str(jobs)]
 
 
-def check_peers() -> None:
+def check_peers(hugo: bool) -> None:
     needed = [PEERS / "gen_content.py", PEERS / "render_only.py", PEERS / "hugo_peer" / "prep_content.py"]
     missing = [path for path in needed if not path.is_file()]
     if missing:
         raise SystemExit(f"freeze_bench: the peers are not at {PEERS} (../shared/peers beside the repo; "
                          f"missing {missing[0].name}); run with --no-peers to leave Hugo and the floor out")
-    if not shutil.which("hugo"):
+    if hugo and not shutil.which("hugo"):
         raise SystemExit("freeze_bench: no `hugo` on PATH (Debian: apt-get install hugo); "
                          "run with --no-peers to leave Hugo and the floor out")
 
@@ -185,20 +208,36 @@ def prepare_peers(work: Path, users: int, stores: int) -> tuple[Path, Path, Path
 def edit(site: Path, users: int, number: int, **change: str) -> None:
     """Rewrite one user's file; never one of the first six, whom the home page shows."""
     number = 6 + number % (users - 6)
-    (site / "content" / "users" / f"user-{number:05d}.yaml").write_text(user_yaml(number, **change))
+    (site / "content" / "users" / f"{user_slug(number, users)}.yaml").write_text(user_yaml(number, **change))
 
 
-def bench_size(users: int, stores: int, rounds: int, jobs: int | None, work: Path, peers: bool) -> dict[str, list]:
+def runs_of(users: int, asked: list[str] | None, jobs: list[int], peers: bool) -> list[str]:
+    """The runs of one size, in running order: those asked for (``clean`` is every clean-jN), or all
+    but, above STOCK_MAX_USERS, the stock ones (saying so)."""
+    names = set(asked or RUNS) - (set() if peers else set(PEER_RUNS))
+    if asked is None and users > STOCK_MAX_USERS:
+        names -= set(STOCK_RUNS)
+        print(f"{users:,} users: stock and stock-c left out above {STOCK_MAX_USERS:,} users "
+              "(name them in --runs to run them)")
+    return [expanded for name in RUNS if name in names
+            for expanded in ([f"clean-j{count}" for count in jobs] if name == "clean" else [name])]
+
+
+def bench_size(users: int, stores: int, rounds: int, jobs: list[int], runs: list[str], work: Path) -> dict[str, list]:
     site = make_site(work / f"site-{users}", users, stores)
-    if peers:
+    most = max(jobs)  # for the own floor and the incremental freezes
+    if any(name in PEER_RUNS for name in runs):
         peer_content, hugo_content, hugo_site = prepare_peers(work, users, stores)
+    incremental = [name for name in runs if name in INCREMENTAL]
     incremental_dest = work / f"incremental-{users}" / "build"
-    subprocess.run(freeze_command(site, incremental_dest, jobs), check=True, capture_output=True, env=CHILD_ENV)
+    if incremental:
+        subprocess.run(freeze_command(site, incremental_dest, most), check=True, capture_output=True, env=CHILD_ENV)
     subprocess.run([sys.executable, "-c", WARM_UP, str(REPO)], check=True, env=CHILD_ENV)
-    time.sleep(2.1)  # past the window in which just-written files are hashed again
-    subprocess.run(freeze_command(site, incremental_dest, jobs), check=True, capture_output=True, env=CHILD_ENV)
-    variants = [v for v in FRESH + INCREMENTAL if peers or v not in PEER_RUNS]
-    results: dict[str, list] = {variant: [] for variant in variants}
+    if incremental:
+        time.sleep(2.1)  # past the window in which just-written files are hashed again
+        subprocess.run(freeze_command(site, incremental_dest, most), check=True, capture_output=True, env=CHILD_ENV)
+    cold = [name for name in runs if name not in INCREMENTAL]
+    results: dict[str, list] = {name: [] for name in runs}
     files: dict[str, int] = {}
     stock = [sys.executable, "-c", STOCK.format(repo=str(REPO)), str(site)]
     for round_number in range(rounds):
@@ -206,27 +245,49 @@ def bench_size(users: int, stores: int, rounds: int, jobs: int | None, work: Pat
         commands = {
             "stock": stock + [str(fresh / "stock"), "pure-python"],
             "stock-c": stock + [str(fresh / "stock-c"), "c"],
-            "clean": freeze_command(site, fresh / "clean", jobs),
+            "own-floor": [sys.executable, str(REPO / "bench" / "own_floor.py"), str(site), str(fresh / "own-floor"),
+                          "-j", str(most)],
+            **{f"clean-j{count}": freeze_command(site, fresh / f"clean-j{count}", count) for count in jobs},
         }
-        if peers:
+        if "hugo" in runs:
             commands["hugo"] = ["hugo", "-s", str(hugo_site), "--contentDir", str(hugo_content),
                                 "-d", str(fresh / "hugo"), "--quiet", "--noBuildLock"]
+        if "floor" in runs:
             commands["floor"] = [sys.executable, str(PEERS / "render_only.py"), str(peer_content),
                                  str(fresh / "floor"), "--loader", "csafe", "-j", "2"]
-        for variant in (v for v in FRESH if v in results):
-            results[variant].append(run(commands[variant]))
-            files.setdefault(variant, count_files(fresh / variant))
+        for name in cold:
+            results[name].append(run(commands[name]))
+            files.setdefault(name, count_files(fresh / name))
+        if round_number == 0:
+            check_builds(users, fresh, cold)
         # A different user each round, for the edit as for the name.
-        edit(site, users, 1009 + round_number * 7919, bio=f"Edited in round {round_number}.")
-        results["bio-edit"].append(run(freeze_command(site, incremental_dest, jobs)))
-        edit(site, users, 4001 + round_number * 7919, name=f"Renamed In Round {round_number}")
-        results["name-edit"].append(run(freeze_command(site, incremental_dest, jobs)))
-        results["nothing"].append(run(freeze_command(site, incremental_dest, jobs)))
-    for variant in INCREMENTAL:
-        files[variant] = files["clean"]
-    same = compare(work / f"round-{users}-0" / "stock", work / f"round-{users}-0" / "clean")
-    print(f"{users:,} users: stock and clean builds {'identical' if same else 'DIFFER'} (round 1, filecmp)")
-    return {variant: [files[variant], runs] for variant, runs in results.items()}
+        if "bio-edit" in results:
+            edit(site, users, 1009 + round_number * 7919, bio=f"Edited in round {round_number}.")
+            results["bio-edit"].append(run(freeze_command(site, incremental_dest, most)))
+        if "name-edit" in results:
+            edit(site, users, 4001 + round_number * 7919, name=f"Renamed In Round {round_number}")
+            results["name-edit"].append(run(freeze_command(site, incremental_dest, most)))
+        if "nothing" in results:
+            results["nothing"].append(run(freeze_command(site, incremental_dest, most)))
+        if users >= DELETE_FROM_USERS and fresh.exists():
+            shutil.rmtree(fresh)
+            if round_number + 1 < rounds:
+                print(f"{users:,} users: round {round_number + 1}'s builds deleted; "
+                      f"waiting {PAUSE_AFTER_DELETE} s before the next round")
+                time.sleep(PAUSE_AFTER_DELETE)
+    for name in incremental:
+        files[name] = count_files(incremental_dest)
+    return {name: [files[name], times] for name, times in results.items()}
+
+
+def check_builds(users: int, fresh: Path, cold: list[str]) -> None:
+    """Whether the stock and own-floor builds of a round hold the clean freeze's bytes."""
+    reference = next((name for name in reversed(cold) if name.startswith("clean-j")), None)
+    for name in ("stock", "own-floor"):
+        if reference and name in cold:
+            same = compare(fresh / name, fresh / reference)
+            print(f"{users:,} users: {name} and {reference} builds {'identical' if same else 'DIFFER'} "
+                  "(round 1, filecmp)")
 
 
 def compare(left: Path, right: Path) -> bool:
@@ -244,11 +305,11 @@ def compare(left: Path, right: Path) -> bool:
 
 def report(users: int, results: dict[str, list]) -> None:
     """A Markdown table; the ratios are medians of each round's own ratio (runs of one round saw the same load)."""
-    references = [name for name in ("stock", "hugo", "floor") if name in results]
-    rounds = len(results["clean"][1])
+    references = [name for name in REFERENCES if name in results]
+    rounds = len(next(iter(results.values()))[1])
     print(f"\n{users:,} users, medians of {rounds} rounds; load average {os.getloadavg()[0]:.2f} at the end")
     print("| run | wall s | min-max | own s | files | rendered | files/s | peak RSS MB (all processes) | "
-          + " | ".join(f"vs {name}" for name in references) + " |")
+          + " | ".join(f"vs {name.replace('-', ' ')}" for name in references) + " |")
     print("|---|---|---|---|---|---|---|---|" + "---|" * len(references))
     for variant, (files, runs) in results.items():
         times = [run[0] for run in runs]
@@ -272,19 +333,28 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[10_000], help="site sizes (default: 10000)")
     parser.add_argument("--stores", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=None, help="passed to freeze (default: all cores)")
-    parser.add_argument("--no-peers", action="store_true", help="leave out Hugo and the Jinja-only floor")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
+                        help="a clean freeze with each (default: 1 2); the largest for the other runs")
+    parser.add_argument("--runs", type=lambda text: text.split(","), metavar="RUN,...",
+                        help=f"the runs to make, among {', '.join(RUNS)} (default: all)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out Hugo and the peers' floor")
+    parser.add_argument("--work", type=Path, help="the folder to work in (default: /dev/shm)")
     args = parser.parse_args()
-    if not args.no_peers:
-        check_peers()
-    base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    unknown = sorted(set(args.runs or ()) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown run {unknown[0]!r}; expected some of {', '.join(RUNS)}")
+    if not args.no_peers and set(args.runs or RUNS) & set(PEER_RUNS):
+        check_peers("hugo" in (args.runs or RUNS))
+    base = args.work or (Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
     work = Path(tempfile.mkdtemp(prefix="freeze-bench-", dir=base))
     CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
     CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     print(f"working in {work} on {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start")
+    jobs = sorted(set(args.jobs))
     try:
         for users in args.users:
-            report(users, bench_size(users, args.stores, args.rounds, args.jobs, work, not args.no_peers))
+            runs = runs_of(users, args.runs, jobs, not args.no_peers)
+            report(users, bench_size(users, args.stores, args.rounds, jobs, runs, work))
     finally:
         shutil.rmtree(work)
 

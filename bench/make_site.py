@@ -1,8 +1,9 @@
 """Generate a project of N users and M stores from the example site's declarations (site.py),
 templates and static files.
 
-A user is content/users/user-NNNNN.yaml: the slug is the file name, so there is no
-``username:`` field (the record class in site.py refuses unknown fields).
+A user is content/users/user-NNNNN.yaml (six digits from 1,000,000 users on): the
+slug is the file name, so there is no ``username:`` field (the record class in
+site.py refuses unknown fields).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ REPO = Path(__file__).resolve().parent.parent
 FIRST = ["ada", "alan", "barbara", "donald", "edsger", "grace", "guido", "katherine", "ken", "linus"]
 LAST = ["lovelace", "turing", "liskov", "knuth", "dijkstra", "hopper", "rossum", "johnson"]
 AWARDS = ["Golden Quill", "Spelling Bee Coach of the Year", "Crossword Setter Medal", "Lexicon Prize"]
+
+
+def user_slug(number: int, users: int) -> str:
+    """user-00042: padded to the site's widest number, so that file-name order (the listing's) is number order."""
+    return f"user-{number:0{max(5, len(str(users - 1)))}d}"
 
 
 def user_yaml(number: int, *, bio: str = "Collects word lists and rare dictionaries.", name: str | None = None) -> str:
@@ -41,7 +47,7 @@ def make_site(root: Path, users: int, stores: int = 100) -> Path:
     (root / "content" / "stores").mkdir()
     shutil.copy(REPO / "content" / "site.yaml", root / "content" / "site.yaml")
     for number in range(users):
-        (root / "content" / "users" / f"user-{number:05d}.yaml").write_text(user_yaml(number))
+        (root / "content" / "users" / f"{user_slug(number, users)}.yaml").write_text(user_yaml(number))
     for number in range(stores):
         (root / "content" / "stores" / f"city-{number:03d}.yaml").write_text(store_yaml(number))
     return root
