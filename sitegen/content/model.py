@@ -310,6 +310,14 @@ _EXACT: dict[Any, Callable[[Any], bool]] = {
 }
 
 
+def _exact_mapping(each: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A test for a dict of text keys whose values pass ``each``."""
+    return lambda value: type(value) is dict and all(map(_exact_text, value)) and all(map(each, value.values()))
+
+
+_exact_text_mapping = _exact_mapping(_exact_text)
+
+
 def _exact_value_check(annotation: Any, kind: str) -> Callable[[Any], bool] | None:
     """A test for values pydantic (strict, stripped, non-empty text) would return unchanged, or None."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -322,8 +330,9 @@ def _exact_value_check(annotation: Any, kind: str) -> Callable[[Any], bool] | No
         each = _exact_text if kind == "refs" else _EXACT[args[0]]
         return lambda value: type(value) is list and all(map(each, value))
     if origin is dict and args and args[0] is str and args[1] in _EXACT:
-        each = _EXACT[args[1]]
-        return lambda value: type(value) is dict and all(map(_exact_text, value)) and all(map(each, value.values()))
+        return _exact_mapping(_EXACT[args[1]])
+    if kind == "nav":  # checked by pydantic as a list of text mappings; _convert then names any field astray
+        return lambda value: type(value) is list and all(map(_exact_text_mapping, value))
     return _EXACT.get(annotation) if kind in ("plain", "date") else None
 
 
