@@ -1,7 +1,7 @@
 """Generate a project of N users and M stores from the example site's declarations (site.py),
 templates and static files.
 
-A user is content/users/user-NNNNN.yaml: the slug is the file name, so there is no
+A user is content/users/user-NNNNN.yaml (more digits past 99,999 users): the slug is the file name, so there is no
 ``username:`` field (the record class in site.py refuses unknown fields).
 """
 
@@ -40,8 +40,9 @@ def make_site(root: Path, users: int, stores: int = 100) -> Path:
     (root / "content" / "users").mkdir(parents=True)
     (root / "content" / "stores").mkdir()
     shutil.copy(REPO / "content" / "site.yaml", root / "content" / "site.yaml")
+    width = max(5, len(str(users - 1)))  # names sort in number order at any size
     for number in range(users):
-        (root / "content" / "users" / f"user-{number:05d}.yaml").write_text(user_yaml(number))
+        (root / "content" / "users" / f"user-{number:0{width}d}.yaml").write_text(user_yaml(number))
     for number in range(stores):
         (root / "content" / "stores" / f"city-{number:03d}.yaml").write_text(store_yaml(number))
     return root
