@@ -200,6 +200,9 @@ class Build:
                 raise ContentErrors(name_errors + errors)
             records.update(self._merge_records(slugs, parses))
             references.update(self._merge_references(records, parses))
+            for parsed in parses:  # now in records and sources: not held twice, nor by the worker forked next
+                self.changes.sources.update(parsed.sources)
+                parsed.parsed, parsed.references, parsed.sources = {}, [], {}
             errors = self._reference_errors(records, references)
             if errors:
                 raise ContentErrors(errors)
@@ -217,7 +220,7 @@ class Build:
             return self._listing_shares(render, second, relisted, records, 1 if len(first) > 1 else self.jobs)
 
         first = self._record_shares(render, slugs, dirty, early)
-        parses, first_results, second_results = render.run_rounds(
+        _, first_results, second_results = render.run_rounds(
             job, first, plan_listing_round,
             lambda done: self.progress(done, self.total))
         results = first_results + second_results
@@ -250,7 +253,7 @@ class Build:
             raise SiteError("\n".join(broken))
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
-        sources = self._sources_with_records_read(parses)
+        sources = self.changes.sources  # with the entries of the records the workers read
         incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
         self._forget_fields_of_unknown_versions(sources, records)
         state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, references,
@@ -424,10 +427,3 @@ class Build:
             for reference in result.references:
                 references[reference[0]].setdefault(reference[1], []).append(reference)
         return {kind: by_slug for kind, by_slug in references.items() if by_slug}
-
-    def _sources_with_records_read(self, results: list[Any]) -> incremental.Sources:
-        """The scanned sources, with the entries of the records the workers read."""
-        sources = self.changes.sources
-        for result in results:
-            sources.update(result.sources)
-        return sources

@@ -27,6 +27,7 @@ from typing import Any
 
 SITE = "content/site.yaml"
 ANY_TEMPLATE = "templates:*"
+REMEMBERED_URLS = 1024  # links remembered by the templates' url_for in one worker
 
 
 def record_key(kind: str, slug: str) -> str:
@@ -221,12 +222,17 @@ def track_app(app: Any, recorder: Recorder) -> None:
     def url_for(endpoint: str, **values: Any) -> str:
         """Templates' url_for, remembered: every page of a freeze has the same base URL.
 
-        Relative endpoints ('.page') depend on the current blueprint and are not remembered.
+        Relative endpoints ('.page') depend on the current blueprint and are
+        not remembered, nor links to a record (a record page's own, a listing
+        page's cards): each is built once or twice in a freeze, and
+        remembering them kept every record a worker rendered alive.
         """
         key = (endpoint, *values.items())
         if key not in built:
-            if endpoint.startswith("."):
+            if endpoint.startswith(".") or not all(isinstance(value, (str, int)) for value in values.values()):
                 return build_url(endpoint, **values)
+            if len(built) >= REMEMBERED_URLS:  # a slug passed as text: links to records pile up all the same
+                built.clear()
             built[key] = (build_url(endpoint, **values),
                           static_link_key(values["filename"]) if endpoint == "static" else None)
         url, static_link = built[key]
