@@ -217,7 +217,7 @@ class Build:
             second = list(relisted) + [url for url in others if url not in in_first and self._dirty(url, changed)]
             self.total += len(second)
             # Beside the first round's workers, one more process is enough (and costs less memory).
-            return self._listing_shares(render, second, relisted, records, 1 if len(first) > 1 else self.jobs)
+            return self._listing_shares(render, second, relisted, slugs, 1 if len(first) > 1 else self.jobs)
 
         first = self._record_shares(render, slugs, dirty, early)
         _, first_results, second_results = render.run_rounds(
@@ -231,7 +231,7 @@ class Build:
         if deferred:
             done = sum(len(result.pages) for result in results)
             self.total += len(deferred)
-            results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, records,
+            results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, slugs,
                                                                    self.jobs), done, self.total)
 
         current = {(kind, slug) for kind, names in slugs.items() for slug in names}
@@ -395,10 +395,10 @@ class Build:
         return index
 
     def _listing_shares(self, render: Any, urls: list[str], owners: dict[str, tuple[str, str]],
-                        records: dict[str, dict[str, bytes]], workers: int) -> list[Any]:
+                        slugs: dict[str, list[str]], workers: int) -> list[Any]:
         """Shares of pages that may read any record, one per worker."""
         count = min(workers, len(urls))
-        return [render.Share({}, urls[index::count], owners, {}, records, complete=True) for index in range(count)]
+        return [render.Share({}, urls[index::count], owners, {}, slugs, complete=True) for index in range(count)]
 
     def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
         results = render.run_shares(job, shares, lambda done: self.progress(done_before + done, total))

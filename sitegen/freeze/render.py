@@ -8,6 +8,7 @@ fork; the parent checks paths and missing URL generators once over all URLs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import mimetypes
 import os
@@ -310,7 +311,7 @@ class Share:
     urls: list[str]  # other pages to render
     owners: dict[str, tuple[str, str]]  # url -> its record, for record pages deferred to a later round
     parse: dict[str, list[str]]  # kind -> slugs to read from their files first, in file-name order
-    listed: dict[str, Any]  # kind -> every slug, in file-name order (a list, or a dict keyed by them)
+    listed: dict[str, list[str]]  # kind -> every slug, in file-name order
     complete: bool  # whether pages may read any record (read from its file when needed), not only ``parse``
 
 
@@ -349,7 +350,7 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
     for kind, collection in job.site.collections.items():
         schema = schema_of(collection.model, job.site)
         if share.complete:
-            collections[kind] = LazyRecords(share.listed[kind], _file_loader(job, kind, schema, context))
+            collections[kind] = LazyRecords(dict.fromkeys(share.listed[kind]), _file_loader(job, kind, schema, context))
             continue
         encoded = encoded_by_kind[kind] = {}
         for slug in share.parse.get(kind, ()):
@@ -458,16 +459,20 @@ def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
     parsed its records, while they still render theirs: the pages that list
     every record then take the cores the record pages leave free, instead of
     coming after them. Each share runs in its own forked process, or in this
-    one when there is only one first share.
+    one when there is only one first share. The next round's first worker is
+    forked with the first ones, and waits for its share: forked later, it
+    would count again what this process has taken in from the parses.
     """
     if len(first) == 1:
         return _run_here(job, first[0], plan_next, progress)
     with _Workers(job, progress) as workers:
         for share in first:
             workers.start(share, reports_parse=True)
+        waiting = workers.start_waiting(first[0].listed)
         parses = workers.wait_for_parses()
         second = plan_next(parses)
-        for share in second:
+        workers.hand_over(waiting, second[0] if second else None)
+        for share in second[1:]:
             workers.start(share, reports_parse=False)
         results = workers.wait_for_results()
     return parses, results[:len(first)], results[len(first):]
@@ -515,6 +520,7 @@ class _Workers:
         self.processes: list[Any] = []
         self.receivers: dict[Any, int] = {}
         self.parses: dict[int, ShareParse] = {}
+        self.reporting = 0  # workers that send what they parsed
         self.results: dict[int, ShareResult] = {}
 
     def __enter__(self) -> _Workers:
@@ -528,21 +534,35 @@ class _Workers:
 
     def start(self, share: Share, *, reports_parse: bool) -> None:
         """Fork a worker for ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
+        self.reporting += reports_parse
+        self._fork(_worker, share, reports_parse)
+
+    def start_waiting(self, listed: dict[str, Any]) -> Any:
+        """Fork a worker that waits for a share of pages that read any record (see hand_over)."""
+        shares, handed = self.context.Pipe(duplex=False)
+        self._fork(_waiting_worker, shares, listed)
+        shares.close()
+        return handed
+
+    def hand_over(self, waiting: Any, share: Share | None) -> None:
+        """Send a waiting worker its share (None: nothing to do); its ``listed`` is what it was forked with."""
+        waiting.send(share and dataclasses.replace(share, listed=None))
+        waiting.close()
+
+    def _fork(self, target: Callable[..., None], *args: Any) -> None:
         index = len(self.processes)
         self.counters.append(self.context.RawValue("q", 0))
         receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(
-            target=_worker, args=(self.job, share, reports_parse, self.counters[index], send), daemon=True)
+        process = self.context.Process(target=target, args=(self.job, *args, self.counters[index], send), daemon=True)
         process.start()
         send.close()
         self.receivers[receive] = index
         self.processes.append(process)
 
     def wait_for_parses(self) -> list[ShareParse]:
-        started = len(self.processes)
-        while len(self.parses) < started:
+        while len(self.parses) < self.reporting:
             self._receive()
-        return [self.parses[index] for index in range(started)]
+        return [self.parses[index] for index in sorted(self.parses)]
 
     def wait_for_results(self) -> list[ShareResult]:
         while self.receivers:
@@ -568,6 +588,19 @@ class _Workers:
                 self.results[index] = value
                 del self.receivers[ready]
         self.progress(sum(counter.value for counter in self.counters))
+
+
+def _waiting_worker(job: Job, shares: Any, listed: dict[str, Any], counter: Any, send: Any) -> None:
+    try:
+        share = shares.recv()
+    except EOFError:  # the freeze stopped before the next round
+        share = None
+    if share is None:
+        send.send(("ok", ShareResult()))
+        send.close()
+        return
+    share.listed = listed
+    _worker(job, share, False, counter, send)
 
 
 def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any) -> None:
