@@ -183,13 +183,14 @@ class Build:
 
         # Round 1: each worker parses its run of the records and renders their pages, and the listing
         # pages already known to be dirty (a template, the settings, a record added) that show only them.
-        dirty = [] if name_errors else [
-            (kind, slug) for kind, names in slugs.items() for slug in names
-            if (kind, slug) not in old_urls or any(self._dirty(url, changed) for url in old_urls[kind, slug])]
+        dirty = {kind: set() if name_errors else {  # kind -> slugs whose pages to render
+            slug for slug in names
+            if (kind, slug) not in old_urls or any(self._dirty(url, changed) for url in old_urls[kind, slug])}
+            for kind, names in slugs.items()}
         early = {} if name_errors else {
             kind: {number: url for number, url in enumerate(urls) if self._dirty(url, changed)}
             for kind, urls in listings.items()}
-        self.total = len(dirty) + sum(len(pages) for pages in early.values())
+        self.total = sum(map(len, dirty.values())) + sum(map(len, early.values()))
         records: dict[str, dict[str, bytes]] = {}
         references: dict[str, dict[str, list]] = {}
 
@@ -210,11 +211,11 @@ class Build:
             changed.update(listed_changes)
             relisted = {}
             if listed_changes:  # record pages that also list records; round 1 did (or deferred) the dirty ones
-                in_first = set(dirty)
-                relisted = {url: owner for owner, urls in old_urls.items() if owner not in in_first
+                relisted = {url: owner for owner, urls in old_urls.items() if owner[1] not in dirty[owner[0]]
                             and owner[1] in records[owner[0]] for url in urls if self._dirty(url, changed)}
-            in_first = {url for pages in early.values() for url in pages.values()}
-            second = list(relisted) + [url for url in others if url not in in_first and self._dirty(url, changed)]
+            listed_early = {url for pages in early.values() for url in pages.values()}
+            second = list(relisted) + [url for url in others
+                                       if url not in listed_early and self._dirty(url, changed)]
             self.total += len(second)
             # Beside the first round's workers, one more process is enough (and costs less memory).
             return self._listing_shares(render, second, relisted, slugs, 1 if len(first) > 1 else self.jobs)
@@ -347,7 +348,7 @@ class Build:
 
     # ------------------------------------------------------------ sharing out the work
 
-    def _record_shares(self, render: Any, slugs: dict[str, list[str]], dirty: list[tuple[str, str]],
+    def _record_shares(self, render: Any, slugs: dict[str, list[str]], dirty: dict[str, set[str]],
                        early: dict[str, dict[int, str]]) -> list[Any]:
         """Deal out the records to parse and the pages to render, in runs of the records in file-name order.
 
@@ -357,17 +358,14 @@ class Build:
         so the worker holding a listing page's records renders that page.
         """
         changed = self.changes.changed
-        rendering: dict[str, set[str]] = {kind: set() for kind in slugs}
-        for kind, slug in dirty:
-            rendering[kind].add(slug)
         work = []  # (kind, position, slug) to parse
         for kind, names in slugs.items():
             per_page = self.site.collections[kind].per_page or len(names) or 1
             listed = early.get(kind, {})
             work += [(kind, position, slug) for position, slug in enumerate(names)
-                     if slug in rendering[kind] or position // per_page in listed
+                     if slug in dirty[kind] or position // per_page in listed
                      or f"content/{kind}/{slug}.yaml" in changed]
-        count = self.jobs if len(work) + len(dirty) >= PARALLEL_MIN else 1
+        count = self.jobs if len(work) + sum(map(len, dirty.values())) >= PARALLEL_MIN else 1
         shares = [render.Share({}, [], {}, {}, slugs, complete=False) for _ in range(count)]
         cuts = [self._cut(work, len(work) * index // count) for index in range(1, count)]
         share_index = 0
@@ -376,7 +374,7 @@ class Build:
                 share_index += 1
             share = shares[share_index]
             share.parse.setdefault(kind, []).append(slug)
-            if slug in rendering[kind]:
+            if slug in dirty[kind]:
                 share.records.setdefault(kind, []).append(slug)
             per_page = self.site.collections[kind].per_page
             if per_page and position % per_page == 0 and position // per_page in early.get(kind, {}):
