@@ -10,12 +10,16 @@ worker process); this module decides what to render and keeps the promises:
   succeeded; a crash mid-way never leaves build/ or the state half-updated;
 - it only writes into a folder that is empty or that it made itself.
 
-The plan, in rounds of workers: first each worker parses its share of the
-changed records and renders the pages of those records; as soon as every
-record is parsed, more workers render, with every record at hand, the pages
-that list records (the home page, listings, the sitemap) and the rest, beside
-the first ones; last, any record page that turned out to list records. Flask
-is imported only when some page has to be rendered.
+The plan, in rounds of workers: first each worker parses its run of the
+records to render or to check (in file-name order) and renders their pages,
+and the listing pages that show only records of its run; as soon as every
+record is parsed, more workers render the pages that list records (the home
+page, listing pages dirtied by an edited field, the sitemap) and the rest,
+beside the first ones, reading from its file each record a page reads; last,
+any page that turned out to need records its worker did not hold. No
+process holds every record's data: the parent gets a digest of each field
+(to tell which listing pages an edit dirties), and the state keeps only
+those. Flask is imported only when some page has to be rendered.
 """
 
 from __future__ import annotations
@@ -158,6 +162,7 @@ class Build:
         self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
         self.old_pages = previous.pages if previous else {}
         self.old_records = previous.records if previous else {}
+        self.old_references = previous.references if previous else {}
         self.rendered = 0
         self.total = 0  # pages to render, as far as known yet
 
@@ -166,8 +171,8 @@ class Build:
 
         settings = self._settings()
         slugs, name_errors = self._slugs()
-        others = render.plan_pages(self.site, settings, self.base_url, self.folders.tree,
-                                   {kind: len(names) for kind, names in slugs.items()})
+        others, listings = render.plan_pages(self.site, settings, self.base_url, self.folders.tree,
+                                             {kind: len(names) for kind, names in slugs.items()})
         changed = self._changed_files()
         job = render.Job(self.root, self.base_url, self.site, settings, self.folders.tree,
                          self.folders.templates, self.folders.staged_templates, self.folders.dest)
@@ -176,14 +181,18 @@ class Build:
             if owner:
                 old_urls.setdefault(owner, []).append(url)
 
-        # Round 1: each worker parses its share of the changed records and renders the pages of its records.
-        to_parse = {kind: [slug for slug in names if f"content/{kind}/{slug}.yaml" in self.changes.changed]
-                    for kind, names in slugs.items()}
-        dirty = [] if name_errors else [
-            (kind, slug) for kind, names in slugs.items() for slug in names
-            if (kind, slug) not in old_urls or any(self._dirty(url, changed) for url in old_urls[kind, slug])]
-        self.total = len(dirty)
-        records: dict[str, dict[str, tuple]] = {}
+        # Round 1: each worker parses its run of the records and renders their pages, and the listing
+        # pages already known to be dirty (a template, the settings, a record added) that show only them.
+        dirty = {kind: set() if name_errors else {  # kind -> slugs whose pages to render
+            slug for slug in names
+            if (kind, slug) not in old_urls or any(self._dirty(url, changed) for url in old_urls[kind, slug])}
+            for kind, names in slugs.items()}
+        early = {} if name_errors else {
+            kind: {number: url for number, url in enumerate(urls) if self._dirty(url, changed)}
+            for kind, urls in listings.items()}
+        self.total = sum(map(len, dirty.values())) + sum(map(len, early.values()))
+        records: dict[str, dict[str, bytes]] = {}
+        references: dict[str, dict[str, list]] = {}
 
         def plan_listing_round(parses: list[Any]) -> list[Any]:
             """Round 2, started once every record is parsed: the pages that list records and the rest."""
@@ -191,34 +200,39 @@ class Build:
             if name_errors or errors:
                 raise ContentErrors(name_errors + errors)
             records.update(self._merge_records(slugs, parses))
-            errors = self._reference_errors(records)
+            references.update(self._merge_references(records, parses))
+            for parsed in parses:  # now in records and sources: not held twice, nor by the worker forked next
+                self.changes.sources.update(parsed.sources)
+                parsed.parsed, parsed.references, parsed.sources = {}, [], {}
+            errors = self._reference_errors(records, references)
             if errors:
                 raise ContentErrors(errors)
             listed_changes = self._changed_fields(records)
             changed.update(listed_changes)
             relisted = {}
             if listed_changes:  # record pages that also list records; round 1 did (or deferred) the dirty ones
-                in_first = set(dirty)
-                relisted = {url: owner for owner, urls in old_urls.items() if owner not in in_first
+                relisted = {url: owner for owner, urls in old_urls.items() if owner[1] not in dirty[owner[0]]
                             and owner[1] in records[owner[0]] for url in urls if self._dirty(url, changed)}
-            second = list(relisted) + [url for url in others if self._dirty(url, changed)]
+            listed_early = {url for pages in early.values() for url in pages.values()}
+            second = list(relisted) + [url for url in others
+                                       if url not in listed_early and self._dirty(url, changed)]
             self.total += len(second)
             # Beside the first round's workers, one more process is enough (and costs less memory).
-            return self._listing_shares(render, second, relisted, records, 1 if len(first) > 1 else self.jobs)
+            return self._listing_shares(render, second, relisted, slugs, 1 if len(first) > 1 else self.jobs)
 
-        first = self._record_shares(render, slugs, dirty, to_parse)
-        parses, first_results, second_results = render.run_rounds(
+        first = self._record_shares(render, slugs, dirty, early)
+        _, first_results, second_results = render.run_rounds(
             job, first, plan_listing_round,
             lambda done: self.progress(done, self.total))
         results = first_results + second_results
         _raise_first_failure(results)
 
-        # Round 3: record pages that turned out to list records (round 1 deferred them).
+        # Round 3: pages that needed records their worker did not hold (round 1 deferred them).
         deferred = dict(deferred for result in first_results for deferred in result.deferred)
         if deferred:
             done = sum(len(result.pages) for result in results)
             self.total += len(deferred)
-            results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, records,
+            results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, slugs,
                                                                    self.jobs), done, self.total)
 
         current = {(kind, slug) for kind, names in slugs.items() for slug in names}
@@ -240,9 +254,11 @@ class Build:
             raise SiteError("\n".join(broken))
         self.rendered = len(written)
         deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
-        sources = self._sources_with_records_read(parses)
+        sources = self.changes.sources  # with the entries of the records the workers read
         incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
-        state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, pages)
+        self._forget_fields_of_unknown_versions(sources, records)
+        state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, references,
+                      pages)
         return state, written, deleted
 
     # ------------------------------------------------------------ what changed
@@ -263,11 +279,13 @@ class Build:
             load_content(self.site, self.root, self.base_url)  # raises every content error at once
             raise ContentErrors([exc]) from None
 
-    def _reference_errors(self, records: dict[str, dict[str, tuple]]) -> list[ContentError]:
+    def _reference_errors(self, records: dict[str, dict[str, bytes]],
+                          references: dict[str, dict[str, list]]) -> list[ContentError]:
         """References to records that do not exist, checked over every record (a deleted one breaks others)."""
-        from ..content.loader import find_references, reference_errors
+        from ..content.loader import reference_errors
 
-        return reference_errors(self.root, records, find_references(self.site, records, encoded=True))
+        return reference_errors(self.root, records, [reference for by_slug in references.values()
+                                                     for found in by_slug.values() for reference in found])
 
     def _slugs(self) -> tuple[dict[str, list[str]], list[ContentError]]:
         """The records of each kind in file-name order, and the errors in file names."""
@@ -296,7 +314,7 @@ class Build:
         old = self.old_pages.get(url)
         return old is None or not changed.isdisjoint(old[2])
 
-    def _changed_fields(self, records: dict[str, dict[str, tuple]]) -> set[str]:
+    def _changed_fields(self, records: dict[str, dict[str, bytes]]) -> set[str]:
         """Collection keys that changed: the list of records, and each field edited in each record."""
         from ..content.loader import schema_of
 
@@ -306,48 +324,87 @@ class Build:
             if list(old) != list(new):
                 changed.add(members_key(kind))
             fields = schema_of(self.site.collections[kind].model, self.site).names
-            for slug, values in new.items():
+            for slug, digests in new.items():
                 before = old.get(slug)
-                if before is not None and before is not values and before != values:
-                    changed.update(field_key(kind, slug, name) for name, was, now
-                                   in zip(fields, before, values) if was != now)
+                if before is not None and before != digests:
+                    changed.update(field_key(kind, slug, name)
+                                   for name in incremental.changed_fields(before, digests, fields))
         return changed
+
+    def _forget_fields_of_unknown_versions(self, sources: incremental.Sources,
+                                           records: dict[str, dict[str, bytes]]) -> None:
+        """A record read in two versions (edited during the freeze) keeps no field digests.
+
+        Its source entry is then unknown (keep_versions_rendered), so the next
+        freeze parses it again; with no digests every field counts as
+        changed, and every listing page showing it is rendered again, even
+        if the file went back to the version the digests were taken from.
+        """
+        for kind, by_slug in records.items():
+            for slug in by_slug:
+                entry = sources.get(f"content/{kind}/{slug}.yaml")
+                if entry is not None and entry[0] == -1 and entry[2] == b"":
+                    by_slug[slug] = incremental.UNKNOWN_FIELDS
 
     # ------------------------------------------------------------ sharing out the work
 
-    def _record_shares(self, render: Any, slugs: dict[str, list[str]], dirty: list[tuple[str, str]],
-                       to_parse: dict[str, list[str]]) -> list[Any]:
-        """Deal the records to parse and the record pages to render out to the workers, record by record."""
-        parsing = {kind: set(names) for kind, names in to_parse.items()}
-        rendering: dict[str, set[str]] = {kind: set() for kind in slugs}
-        for kind, slug in dirty:
-            rendering[kind].add(slug)
-        work = [(kind, slug) for kind, names in slugs.items() for slug in names
-                if slug in parsing[kind] or slug in rendering[kind]]
-        count = self.jobs if len(work) + len(dirty) >= PARALLEL_MIN else 1
-        shares = [render.Share({}, [], {}, {}, {}, complete=False) for _ in range(count)]
-        for index, (kind, slug) in enumerate(work):
-            share = shares[index % count]
-            if slug in parsing[kind]:
-                share.parse.setdefault(kind, []).append(slug)
-            else:
-                share.known.setdefault(kind, {})[slug] = self.old_records[kind][slug]
-            if slug in rendering[kind]:
+    def _record_shares(self, render: Any, slugs: dict[str, list[str]], dirty: dict[str, set[str]],
+                       early: dict[str, dict[int, str]]) -> list[Any]:
+        """Deal out the records to parse and the pages to render, in runs of the records in file-name order.
+
+        A worker parses the records whose files changed, whose pages it
+        renders, and those shown by the listing pages in ``early`` (listing
+        page number - 1 -> URL); runs are cut only between listing pages,
+        so the worker holding a listing page's records renders that page.
+        """
+        changed = self.changes.changed
+        work = []  # (kind, position, slug) to parse
+        for kind, names in slugs.items():
+            per_page = self.site.collections[kind].per_page or len(names) or 1
+            listed = early.get(kind, {})
+            work += [(kind, position, slug) for position, slug in enumerate(names)
+                     if slug in dirty[kind] or position // per_page in listed
+                     or f"content/{kind}/{slug}.yaml" in changed]
+        count = self.jobs if len(work) + sum(map(len, dirty.values())) >= PARALLEL_MIN else 1
+        shares = [render.Share({}, [], {}, {}, slugs, complete=False) for _ in range(count)]
+        cuts = [self._cut(work, len(work) * index // count) for index in range(1, count)]
+        share_index = 0
+        for index, (kind, position, slug) in enumerate(work):
+            while share_index < len(cuts) and index >= cuts[share_index]:
+                share_index += 1
+            share = shares[share_index]
+            share.parse.setdefault(kind, []).append(slug)
+            if slug in dirty[kind]:
                 share.records.setdefault(kind, []).append(slug)
+            per_page = self.site.collections[kind].per_page
+            if per_page and position % per_page == 0 and position // per_page in early.get(kind, {}):
+                share.urls.append(early[kind][position // per_page])
         return shares
 
+    def _cut(self, work: list[tuple[str, int, str]], index: int) -> int:
+        """``index`` moved forward to where a listing page (or a collection) starts."""
+        while 0 < index < len(work):
+            kind, position, _ = work[index]
+            before_kind, before, _ = work[index - 1]
+            per_page = self.site.collections[kind].per_page
+            if kind != before_kind or not per_page or position // per_page != before // per_page:
+                break
+            index += 1
+        return index
+
     def _listing_shares(self, render: Any, urls: list[str], owners: dict[str, tuple[str, str]],
-                        records: dict[str, dict[str, tuple]], workers: int) -> list[Any]:
-        """Shares of pages rendered with every record at hand, one per worker."""
+                        slugs: dict[str, list[str]], workers: int) -> list[Any]:
+        """Shares of pages that may read any record, one per worker."""
         count = min(workers, len(urls))
-        return [render.Share({}, urls[index::count], owners, {}, records, complete=True) for index in range(count)]
+        return [render.Share({}, urls[index::count], owners, {}, slugs, complete=True) for index in range(count)]
 
     def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
         results = render.run_shares(job, shares, lambda done: self.progress(done_before + done, total))
         _raise_first_failure(results)
         return results
 
-    def _merge_records(self, slugs: dict[str, list[str]], results: list[Any]) -> dict:
+    def _merge_records(self, slugs: dict[str, list[str]], results: list[Any]) -> dict[str, dict[str, bytes]]:
+        """Every record's field digests: parsed now, or kept from the last freeze."""
         records = {}
         for kind, names in slugs.items():
             parsed = {}
@@ -357,9 +414,14 @@ class Build:
             records[kind] = {slug: parsed[slug] if slug in parsed else old[slug] for slug in names}
         return records
 
-    def _sources_with_records_read(self, results: list[Any]) -> incremental.Sources:
-        """The scanned sources, with the entries of the records the workers read."""
-        sources = self.changes.sources
+    def _merge_references(self, records: dict[str, dict[str, bytes]],
+                          results: list[Any]) -> dict[str, dict[str, list]]:
+        """Each record's references: found by this freeze's parse, or kept for the records not parsed."""
+        parsed = {(kind, slug) for result in results for kind, by_slug in result.parsed.items() for slug in by_slug}
+        references: dict[str, dict[str, list]] = {
+            kind: {slug: found for slug, found in self.old_references.get(kind, {}).items()
+                   if slug in records[kind] and (kind, slug) not in parsed} for kind in records}
         for result in results:
-            sources.update(result.sources)
-        return sources
+            for reference in result.references:
+                references[reference[0]].setdefault(reference[1], []).append(reference)
+        return {kind: by_slug for kind, by_slug in references.items() if by_slug}

@@ -7,9 +7,16 @@ inside what a host serves). It holds:
   ``path -> (mtime_ns, size, digest)``; a file is hashed again only when its
   size or mtime moved, and a file modified just before a freeze is hashed
   again next time (an edit within one timestamp tick keeps the mtime);
-- ``records``: every parsed record, encoded as plain tuples, so pages that
-  list every record can be re-rendered without parsing 10,000 files;
-- ``pages``: ``url -> (file, owner, dependencies)`` (see dependencies.py).
+- ``records``: for every record, in file-name order, a digest of each of its
+  fields (``FIELD_DIGEST`` bytes each, fields in declaration order): enough
+  to tell which fields an edit changed, and so which listing pages show
+  them, without keeping any record's data (a page that needs a record's
+  data parses its file again);
+- ``references``: each record's references to other records (only records
+  that have some), so a deleted record breaks the records that name it
+  without parsing them;
+- ``pages``: ``url -> (file, owner, dependencies, links)`` (see
+  dependencies.py and linkcheck.py).
 
 It is read with one ``marshal.loads`` and written only as part of a commit.
 Beside it, ``jinja/`` caches compiled templates (Jinja checks each against
@@ -44,7 +51,7 @@ from ..content.model import Records
 from ..errors import SiteError, describe_os_error
 from ..links import OUTSIDE_LINK, followed_link, leads_outside
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"  # the journal of a commit that is ready to apply
 ROLLBACK_FILE = "rollback.marshal"  # the same journal, once a failure started undoing it
@@ -55,6 +62,8 @@ MARKER = ".sitegen-build"
 MARKER_TEXT = "Made by `python site.py freeze`, which rewrites the files in this folder.\n"
 # Files modified this close before a scan are hashed again on the next freeze.
 RACY_NS = 2_000_000_000
+FIELD_DIGEST = 8  # bytes of a field's digest in the state (see field_digests)
+UNKNOWN_FIELDS = b""  # a record whose fields the state does not know: every field counts as changed
 SOURCE_FOLDERS = ("templates", "static")
 LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml", "pydantic", "markdown_it")
 
@@ -273,37 +282,67 @@ def keep_versions_rendered(root: Path, sources: Sources, read: list[dict[str, by
             sources["content/site.yaml"] = unknown
 
 
-# ---------------------------------------------------------------- records as plain data
+# ---------------------------------------------------------------- records
+
+def field_digests(values: tuple) -> bytes:
+    """A record's fields (Schema.encode) as one digest of FIELD_DIGEST bytes each, in field order.
+
+    The state keeps these instead of the values: 32 bytes a user against
+    the encoded fields, and the data never has to sit in one process for
+    every record. ``repr`` of the plain encoded values is stable
+    from one run to the next (``marshal``'s bytes depend on reference counts).
+    """
+    return b"".join(hashlib.blake2b(repr(value).encode(), digest_size=FIELD_DIGEST).digest() for value in values)
+
+
+def changed_fields(before: bytes, after: bytes, names: list[str]) -> list[str]:
+    """The names of the fields whose digests differ (all of them when ``before`` is UNKNOWN_FIELDS)."""
+    return [name for index, name in enumerate(names)
+            if before[index * FIELD_DIGEST:(index + 1) * FIELD_DIGEST]
+            != after[index * FIELD_DIGEST:(index + 1) * FIELD_DIGEST]]
+
 
 class LazyRecords(Records):
-    """Encoded records (Schema.encode) decoded on first access: a page that reads one record decodes one."""
+    """One collection whose records are made on first access by ``load(slug)``.
 
-    def __init__(self, encoded: dict[str, tuple], decode: Any):
+    ``slugs`` lists the collection (in order: it is iterated) and answers
+    ``in``. A page that reads one record loads one; loaded records are kept
+    only until CACHED of them pile up, so a process that renders page after
+    page never holds every record at once.
+    """
+
+    CACHED = 256
+
+    def __init__(self, slugs: Any, load: Any):
         super().__init__()
-        self._encoded, self._decode = encoded, decode
+        self._slugs, self._load = slugs, load
 
     def __missing__(self, slug: str) -> Any:
-        record = self._decode(slug, self._encoded[slug])
+        if slug not in self._slugs:
+            raise KeyError(slug)
+        record = self._load(slug)
+        if dict.__len__(self) >= self.CACHED:
+            self.clear()
         self[slug] = record
         return record
 
     def __contains__(self, slug: object) -> bool:
-        return slug in self._encoded
+        return slug in self._slugs
 
     def __iter__(self):
-        return iter(self._encoded)
+        return iter(self._slugs)
 
     def __len__(self) -> int:
-        return len(self._encoded)
+        return len(self._slugs)
 
     def get(self, slug: str, default: Any = None) -> Any:
-        return self[slug] if slug in self._encoded else default
+        return self[slug] if slug in self._slugs else default
 
     def values(self):  # type: ignore[override]
-        return [self[slug] for slug in self._encoded]
+        return [self[slug] for slug in self._slugs]
 
     def items(self):  # type: ignore[override]
-        return [(slug, self[slug]) for slug in self._encoded]
+        return [(slug, self[slug]) for slug in self._slugs]
 
 
 # ---------------------------------------------------------------- the state file and commits
@@ -313,12 +352,13 @@ class State:
     fingerprint: bytes
     sources: Sources
     site: tuple | None
-    records: dict[str, dict[str, tuple]]
+    records: dict[str, dict[str, bytes]]  # kind -> slug -> field_digests, in file-name order
+    references: dict[str, dict[str, list]]  # kind -> slug -> its references (loader.find_references)
     pages: dict[str, Page]
 
     def dump(self) -> bytes:
         return marshal.dumps((STATE_VERSION, self.fingerprint, self.sources, self.site,
-                              self.records, self.pages))
+                              self.records, self.references, self.pages))
 
 
 class BuildFolders:

@@ -26,6 +26,7 @@ from ..content.model import base_path_of
 LINK = re.compile(rb""" (?:href|src)=(?:"([^"]*)"|'([^']*)')""")
 NOT_FETCHED = ("mailto:", "tel:", "javascript:", "data:", "#")
 MAX_SHOWN = 20
+REMEMBERED_LINKS = 1024  # resolved links kept (see page_links); every record's page is linked to
 
 
 def page_links(body: bytes, page_url: str, base_url: str) -> tuple[str, ...]:
@@ -44,6 +45,8 @@ def page_links(body: bytes, page_url: str, base_url: str) -> tuple[str, ...]:
         if target is _UNKNOWN:
             target = _resolve(raw, page_url, base_url)
             if raw.startswith(b"/") or raw.startswith(b"http"):  # the same on every page
+                if len(resolved) >= REMEMBERED_LINKS:  # links to records too, each seen once or twice
+                    resolved.clear()
                 resolved[raw] = target
         if target is not None:
             found.add(target)

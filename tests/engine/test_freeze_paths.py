@@ -9,24 +9,27 @@ from __future__ import annotations
 import pytest
 
 from support import EXAMPLE
-from sitegen.content.loader import load_content, schema_of
 from sitegen.errors import SiteError
 from sitegen.freeze import build as freeze, render
 from sitegen.site import load_site
 
 
 def freeze_with_users(monkeypatch, tmp_path, *usernames):
-    """Freeze the example with extra users whose names never went through validation."""
-    site = load_site(EXAMPLE)
-    template = schema_of(site.collections["users"].model, site).encode(load_content(site).users["ada-lovelace"])
+    """Freeze the example with extra users whose names never went through validation
+    (their files, never made, read as Ada Lovelace's)."""
     checked_names = freeze.Build._slugs
+    read_file = render.read_file
+    ada = read_file(EXAMPLE / "content" / "users" / "ada-lovelace.yaml")
 
     def names_past_validation(build):
         slugs, errors = checked_names(build)
-        build.old_records = {"stores": {}, "users": {name: template for name in usernames}}
         return {**slugs, "users": slugs["users"] + list(usernames)}, errors
 
+    def read_as_ada(path):
+        return ada if path.stem in usernames else read_file(path)
+
     monkeypatch.setattr(freeze.Build, "_slugs", names_past_validation)
+    monkeypatch.setattr(render, "read_file", read_as_ada)
     dest = tmp_path / "build"
     with pytest.raises(SiteError) as caught:
         freeze.freeze_site(EXAMPLE, dest)
