@@ -36,7 +36,7 @@ from ..content.model import base_path_of
 from ..errors import ContentError, ContentErrors, SiteError, describe_os_error
 from ..site import Site, load_site
 from . import incremental
-from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
+from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, record_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
 from .linkcheck import broken_links
 
@@ -235,18 +235,24 @@ class Build:
             results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, slugs,
                                                                    self.jobs), done, self.total)
 
-        current = {(kind, slug) for kind, names in slugs.items() for slug in names}
         pages = {url: page for url, page in self.old_pages.items()
-                 if (page[1] in current if page[1] else url in others)}
+                 if (page[1][1] in records.get(page[1][0], ()) if page[1] else url in others)}
         written = []
-        shared_links: dict[tuple[str, ...], tuple[str, ...]] = {}
+        shared: dict[tuple[str, ...], tuple[str, ...]] = {}
         for result in results:
             for url, file, owner, dependencies, links in result.pages:
-                # Without the page itself (its canonical link), most pages link to the same files:
-                # one shared tuple, which the state then stores once (5.1 MB -> 4.7 MB at 10,000 pages).
+                # Without the page itself (its canonical link), most pages link to the same files, and
+                # without its own record (implied by its owner), most record pages read the same files:
+                # one shared tuple each, which the state then stores once (5.1 MB -> 4.7 MB at 10,000
+                # pages for the links).
                 links = tuple(sys.intern(link) for link in links if link != file)
-                pages[url] = (file, owner, dependencies, shared_links.setdefault(links, links))
+                if owner:
+                    own = record_key(*owner)
+                    dependencies = tuple(dependency for dependency in dependencies if dependency != own)
+                pages[url] = (file, owner, shared.setdefault(dependencies, dependencies),
+                              shared.setdefault(links, links))
                 written.append(file)
+            result.pages = []  # now in pages
         if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
             render.check_collisions(page[0] for page in pages.values())
         broken = broken_links(pages, self.root, base_path_of(self.base_url or settings.base_url))
@@ -312,7 +318,7 @@ class Build:
 
     def _dirty(self, url: str, changed: set[str]) -> bool:
         old = self.old_pages.get(url)
-        return old is None or not changed.isdisjoint(old[2])
+        return old is None or not changed.isdisjoint(old[2]) or bool(old[1]) and record_key(*old[1]) in changed
 
     def _changed_fields(self, records: dict[str, dict[str, bytes]]) -> set[str]:
         """Collection keys that changed: the list of records, and each field edited in each record."""
@@ -342,7 +348,7 @@ class Build:
         """
         for kind, by_slug in records.items():
             for slug in by_slug:
-                entry = sources.get(f"content/{kind}/{slug}.yaml")
+                entry = sources.get(record_key(kind, slug))
                 if entry is not None and entry[0] == -1 and entry[2] == b"":
                     by_slug[slug] = incremental.UNKNOWN_FIELDS
 
@@ -364,7 +370,7 @@ class Build:
             listed = early.get(kind, {})
             work += [(kind, position, slug) for position, slug in enumerate(names)
                      if slug in dirty[kind] or position // per_page in listed
-                     or f"content/{kind}/{slug}.yaml" in changed]
+                     or record_key(kind, slug) in changed]
         count = self.jobs if len(work) + sum(map(len, dirty.values())) >= PARALLEL_MIN else 1
         shares = [render.Share({}, [], {}, {}, slugs, complete=False) for _ in range(count)]
         cuts = [self._cut(work, len(work) * index // count) for index in range(1, count)]

@@ -16,7 +16,9 @@ inside what a host serves). It holds:
   that have some), so a deleted record breaks the records that name it
   without parsing them;
 - ``pages``: ``url -> (file, owner, dependencies, links)`` (see
-  dependencies.py and linkcheck.py).
+  dependencies.py and linkcheck.py); a record page's dependencies leave
+  out its own record's file, which its owner implies, so that the pages of
+  one route share one tuple.
 
 It is read with one ``marshal.loads`` and written only as part of a commit.
 Beside it, ``jinja/`` caches compiled templates (Jinja checks each against
@@ -68,7 +70,8 @@ SOURCE_FOLDERS = ("templates", "static")
 LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml", "pydantic", "markdown_it")
 
 Sources = dict[str, tuple[int, int, bytes]]
-# (file relative to the build, owner (kind, slug) or None, dependencies, files of the build it links to)
+# (file relative to the build, owner (kind, slug) or None, dependencies besides the owner's file,
+#  files of the build it links to)
 Page = tuple[str, Any, tuple[str, ...], tuple[str, ...]]
 
 

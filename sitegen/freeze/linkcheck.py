@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from ..content.model import base_path_of
+from .dependencies import record_key
 
 # An href or src attribute after a space, as Jinja templates write them. A pattern that starts
 # with a literal runs 2-3 times as fast as one that starts with \s (measured, 2 KB pages).
@@ -93,10 +94,11 @@ def _base(base_url: str) -> tuple[str, str, str]:
 
 
 def broken_links(pages: Mapping[str, tuple], root: Path, base_path: str) -> list[str]:
-    """One line per broken link of the build ``pages`` describes (url -> (file, owner, dependencies, links))."""
+    """One line per broken link of the build ``pages`` describes (url -> (file, owner, dependencies, links));
+    a page depends on its owner's file too (see incremental.Page)."""
     files = {page[0] for page in pages.values()}
     problems = []
-    for url, (file, _, dependencies, links) in sorted(pages.items()):
+    for url, (file, owner, dependencies, links) in sorted(pages.items()):
         for target in links:
             if target in files:
                 continue
@@ -104,7 +106,8 @@ def broken_links(pages: Mapping[str, tuple], root: Path, base_path: str) -> list
             problem = ("leads out of the site's base path " + base_path if target.startswith("/")
                        else "leads to no page or file of the site")
             written = ["/" + shown[len(base_path):], shown] if shown.startswith(base_path) else [shown]
-            problems.append(_located(f"link {shown} on page {url} {problem}", written, dependencies, root))
+            sources = sorted((record_key(*owner), *dependencies)) if owner else dependencies
+            problems.append(_located(f"link {shown} on page {url} {problem}", written, sources, root))
             if len(problems) == MAX_SHOWN:
                 return problems + ["(and maybe more: fix these and freeze again)"]
     return problems

@@ -614,6 +614,7 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
             if parsed.errors:  # the freeze stops; nothing to render
                 send.send(("ok", ShareResult()))
                 return
+        del parsed  # the parent has it: not kept while rendering
         send.send(("ok", render_share(job, share, collections, tick)))
     except SiteError as exc:
         send.send(("failure", exc.format_message()))
