@@ -99,15 +99,15 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
     root = site.root
     folders.recover()
     expected = incremental.fingerprint(root, base_url)
-    previous = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
-    scanned = incremental.scan_sources(root, list(site.collections), stat_records=previous is not None)
-    changes = incremental.compare_sources(root, scanned, previous.sources if previous else {},
-                                          hash_content=previous is not None)
-    if previous is not None and not changes.any():
-        if changes.sources != previous.sources:  # files touched but not edited: remember their new times
-            previous.sources = changes.sources
-            folders.save_state(previous)
-        return FreezeResult(len(previous.pages), time.perf_counter() - started, dest)
+    stored = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
+    scanned = incremental.scan_sources(root, list(site.collections), stat_records=stored is not None)
+    changes = incremental.compare_sources(root, scanned, stored.sources if stored else {},
+                                          hash_content=stored is not None)
+    if stored is not None and not changes.any():
+        if changes.sources != stored.sources:  # files touched but not edited: remember their new times
+            folders.save_sources(stored, changes.sources)
+        return FreezeResult(stored.page_count, time.perf_counter() - started, dest)
+    previous = stored.load() if stored else None
     try:
         folders.start_staging()
         build = Build(site, folders, base_url, expected, previous, changes, jobs or default_jobs(),

@@ -11,7 +11,12 @@ inside what a host serves). It holds:
   list every record can be re-rendered without parsing 10,000 files;
 - ``pages``: ``url -> (file, owner, dependencies)`` (see dependencies.py).
 
-It is read with one ``marshal.loads`` and written only as part of a commit.
+The file is two marshalled parts: a head (the version, the fingerprint, the
+sources and the number of pages), then the records and the pages. A freeze
+with nothing to do parses only the head: 0.7 MB of the 4.7 MB at 10,000
+users, 6 ms instead of 50, and as much less to free at exit. It is written
+only as part of a commit, or when files were touched but not edited (then
+with the records and pages copied over as bytes).
 Beside it, ``jinja/`` caches compiled templates (Jinja checks each against
 its source), so rendering one page does not compile the templates first;
 templates compiled by a freeze are committed with it.
@@ -44,7 +49,8 @@ from ..content.model import Records
 from ..errors import SiteError, describe_os_error
 from ..links import OUTSIDE_LINK, followed_link, leads_outside
 
-STATE_VERSION = 3
+STATE_VERSION = 4
+HEAD_LENGTH_BYTES = 8  # the state file starts with the length of its head
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"  # the journal of a commit that is ready to apply
 ROLLBACK_FILE = "rollback.marshal"  # the same journal, once a failure started undoing it
@@ -323,8 +329,34 @@ class State:
     pages: dict[str, Page]
 
     def dump(self) -> bytes:
-        return marshal.dumps((STATE_VERSION, self.fingerprint, self.sources, self.site,
-                              self.records, self.pages))
+        return state_file(self.fingerprint, self.sources, len(self.pages),
+                          marshal.dumps((self.site, self.records, self.pages)))
+
+
+def state_file(fingerprint: bytes, sources: Sources, page_count: int, rest: bytes) -> bytes:
+    """The bytes of a state file: the length of its head, the head, then the records and pages."""
+    head = marshal.dumps((STATE_VERSION, fingerprint, sources, page_count))
+    return len(head).to_bytes(HEAD_LENGTH_BYTES, "little") + head + rest
+
+
+@dataclass
+class StoredState:
+    """The last freeze's state as its head tells it; the records and the pages are read when asked for."""
+
+    fingerprint: bytes
+    sources: Sources
+    page_count: int
+    path: Path
+    rest_offset: int  # where the records and the pages start in the file
+
+    def rest(self) -> bytes:
+        with open(self.path, "rb") as file:
+            file.seek(self.rest_offset)
+            return file.read()
+
+    def load(self) -> State:
+        site, records, pages = marshal.loads(self.rest())
+        return State(self.fingerprint, self.sources, site, records, pages)
 
 
 class BuildFolders:
@@ -395,21 +427,24 @@ class BuildFolders:
                     path.unlink()
                     self.state.rmdir()
 
-    def load_state(self, expected_fingerprint: bytes) -> State | None:
+    def load_state(self, expected_fingerprint: bytes) -> StoredState | None:
+        """The head of the last freeze's state, if it was made by this code; None otherwise."""
+        path = self.state / STATE_FILE
         try:
-            data = (self.state / STATE_FILE).read_bytes()
-            version, stored_fingerprint, *rest = marshal.loads(data)
-        except (OSError, ValueError, EOFError, TypeError):
+            with open(path, "rb") as file:
+                length = int.from_bytes(file.read(HEAD_LENGTH_BYTES), "little")
+                version, stored_fingerprint, sources, page_count = marshal.loads(file.read(length))
+        except (OSError, ValueError, EOFError, TypeError, OverflowError):  # OverflowError: an older format
             return None
         if version != STATE_VERSION or stored_fingerprint != expected_fingerprint:
             return None
-        return State(stored_fingerprint, *rest)
+        return StoredState(stored_fingerprint, sources, page_count, path, HEAD_LENGTH_BYTES + length)
 
-    def save_state(self, state: State) -> None:
-        """Replace the state alone (the build is unchanged), atomically; a failure leaves no temporary file."""
+    def save_sources(self, stored: StoredState, sources: Sources) -> None:
+        """Replace the state's sources alone (the build is unchanged), atomically; a failure leaves no temporary file."""
         temporary = self.state / (STATE_FILE + ".tmp")
         try:
-            temporary.write_bytes(state.dump())
+            temporary.write_bytes(state_file(stored.fingerprint, sources, stored.page_count, stored.rest()))
             os.replace(temporary, self.state / STATE_FILE)
         except BaseException:
             temporary.unlink(missing_ok=True)
