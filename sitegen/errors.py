@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import click
@@ -58,6 +57,8 @@ def describe_template_error(exc: BaseException, templates_dir: Path) -> str | No
     refused; a SiteError raised while rendering (a static file that is a
     link leading outside the project) is already one line.
     """
+    import traceback
+
     from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
 
     if isinstance(exc, SiteError):

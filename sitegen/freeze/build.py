@@ -34,7 +34,6 @@ from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
-from .linkcheck import broken_links
 
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
@@ -163,6 +162,7 @@ class Build:
 
     def run(self) -> tuple[State, list[str], list[str]]:
         from . import render  # Flask, only now that something has to be rendered
+        from .linkcheck import broken_links  # and the HTML parser (3 ms)
 
         settings = self._settings()
         slugs, name_errors = self._slugs()

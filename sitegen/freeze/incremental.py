@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import filecmp
 import gc
 import hashlib
 import importlib.util
 import marshal
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -567,6 +565,8 @@ class BuildFolders:
             try:
                 os.link(current, backup)
             except OSError:  # a file system without hard links
+                import shutil
+
                 shutil.copy2(current, backup)
             existed.append(relative)
         return existed
@@ -635,6 +635,8 @@ def _same_file(first: Path, second: Path) -> bool:
         return False
     if (one.st_ino, one.st_dev) == (other.st_ino, other.st_dev):
         return True
+    import filecmp  # here: only undoing a commit on a file system without hard links compares copies
+
     return one.st_size == other.st_size and filecmp.cmp(first, second, shallow=False)
 
 
@@ -650,6 +652,8 @@ def _remove_marked(folder: Path, *, ignore_errors: bool = False) -> None:
             return
         raise SiteError(f"{folder} is in the way of the freeze and was not made by one (no {STAGING_MARK} "
                         "file in it); move it elsewhere")
+    import shutil  # here, not at the top: a freeze with nothing to do removes nothing (3 ms)
+
     # The mark goes last: a freeze killed while removing the rest leaves a folder still marked as ours.
     for entry in os.scandir(folder):
         if entry.name != STAGING_MARK:
