@@ -1,20 +1,25 @@
-"""Errors the CLI reports as one line each (no traceback) before exiting 1."""
+"""Errors the CLI reports as one line each (no traceback) before exiting 1.
+
+They need no click: a freeze with nothing to do runs without it (see
+sitegen/freeze_command.py); sitegen/cli.py shows them as click's errors.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
-import sys
 from pathlib import Path
 
-import click
 
-
-class SiteError(click.ClickException):
+class SiteError(Exception):
     """A failure the user can fix; its message is printed as-is."""
 
-    def show(self, file=None) -> None:
-        click.echo(self.format_message(), file=file or sys.stderr)
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def format_message(self) -> str:
+        return self.message
 
 
 class ContentError(Exception):

@@ -148,6 +148,13 @@ class Site:
 
     def cli(self, args: list[str] | None = None) -> None:
         """Run the command line: ``python site.py preview | freeze | add-account ...``."""
+        from .freeze_command import plain_freeze_arguments, prepare, run_plain_freeze
+
+        arguments = plain_freeze_arguments(sys.argv[1:] if args is None else args)
+        if arguments is not None:
+            prepare()
+            run_plain_freeze(self, arguments)
+            return
         from .cli import run
 
         run(self, args)
