@@ -224,7 +224,7 @@ class Build:
         current = {(kind, slug) for kind, names in slugs.items() for slug in names}
         pages = {url: page for url, page in self.old_pages.items()
                  if (page[1] in current if page[1] else url in others)}
-        written = []
+        written, rendered = [], []
         shared_links: dict[tuple[str, ...], tuple[str, ...]] = {}
         for result in results:
             for url, file, owner, dependencies, links in result.pages:
@@ -233,13 +233,17 @@ class Build:
                 links = tuple(sys.intern(link) for link in links if link != file)
                 pages[url] = (file, owner, dependencies, shared_links.setdefault(links, links))
                 written.append(file)
+                rendered.append(url)
         if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
             render.check_collisions(page[0] for page in pages.values())
-        broken = broken_links(pages, self.root, base_path_of(self.base_url or settings.base_url))
+        deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
+        # The last build had no broken link (one stops the freeze before its commit): unless a file is
+        # gone, only the pages rendered now can have one. At 10,000 pages, 1 ms instead of 12.
+        checked = None if self.previous is None or deleted else rendered
+        broken = broken_links(pages, self.root, base_path_of(self.base_url or settings.base_url), checked)
         if broken:
             raise SiteError("\n".join(broken))
         self.rendered = len(written)
-        deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
         sources = self._sources_with_records_read(parses)
         incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
         state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, pages)

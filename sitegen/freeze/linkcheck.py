@@ -89,11 +89,14 @@ def _base(base_url: str) -> tuple[str, str, str]:
     return base.netloc, f"{base.scheme}://{base.netloc}", base_path_of(base_url)
 
 
-def broken_links(pages: Mapping[str, tuple], root: Path, base_path: str) -> list[str]:
-    """One line per broken link of the build ``pages`` describes (url -> (file, owner, dependencies, links))."""
+def broken_links(pages: Mapping[str, tuple], root: Path, base_path: str,
+                 only: Iterable[str] | None = None) -> list[str]:
+    """One line per broken link of the build ``pages`` describes (url -> (file, owner, dependencies, links)),
+    on every page or ``only`` on those."""
     files = {page[0] for page in pages.values()}
     problems = []
-    for url, (file, _, dependencies, links) in sorted(pages.items()):
+    for url in sorted(pages if only is None else only):
+        file, _, dependencies, links = pages[url]
         for target in links:
             if target in files:
                 continue
