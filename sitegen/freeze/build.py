@@ -166,8 +166,16 @@ class Build:
 
         settings = self._settings()
         slugs, name_errors = self._slugs()
-        others = render.plan_pages(self.site, settings, self.base_url, self.folders.tree,
-                                   {kind: len(names) for kind, names in slugs.items()})
+        # The pages follow from the code, the settings and the names of the files alone: when none
+        # of these changed, they are the last freeze's (planning them anew makes an app and lists
+        # every URL: 18 ms of a one-bio edit at 10,000 users, and 7 ms to sort out the pages kept).
+        same_pages = self.previous is not None and not (self.changes.added or self.changes.removed) \
+            and SITE not in self.changes.changed
+        if same_pages:
+            others = {url: page[0] for url, page in self.old_pages.items() if not page[1]}
+        else:
+            others = render.plan_pages(self.site, settings, self.base_url, self.folders.tree,
+                                       {kind: len(names) for kind, names in slugs.items()})
         changed = self._changed_files()
         job = render.Job(self.root, self.base_url, self.site, settings, self.folders.tree,
                          self.folders.templates, self.folders.staged_templates, self.folders.dest)
@@ -221,9 +229,12 @@ class Build:
             results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, records,
                                                                    self.jobs), done, self.total)
 
-        current = {(kind, slug) for kind, names in slugs.items() for slug in names}
-        pages = {url: page for url, page in self.old_pages.items()
-                 if (page[1] in current if page[1] else url in others)}
+        if same_pages:
+            pages = dict(self.old_pages)
+        else:
+            current = {(kind, slug) for kind, names in slugs.items() for slug in names}
+            pages = {url: page for url, page in self.old_pages.items()
+                     if (page[1] in current if page[1] else url in others)}
         written, rendered = [], []
         shared_links: dict[tuple[str, ...], tuple[str, ...]] = {}
         for result in results:
