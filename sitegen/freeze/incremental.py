@@ -176,14 +176,17 @@ def scan_sources(root: Path, collections: list[str], *,
         except FileNotFoundError:
             continue
         with entries:
-            for entry in entries:
-                if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith(".") \
-                        and _followed(root, prefix + entry.name, entry, problems) and entry.is_file():
+            for entry in entries:  # once per record: each name and path made once, no call per entry
+                name = entry.name
+                if not name.endswith((".yaml", ".yml")) or name.startswith("."):
+                    continue
+                path = prefix + name
+                if (not entry.is_symlink() or followed_link(root, path, problems)) and entry.is_file():
                     if stat_records:
                         stat = entry.stat()
-                        found[prefix + entry.name] = (stat.st_mtime_ns, stat.st_size)
+                        found[path] = (stat.st_mtime_ns, stat.st_size)
                     else:
-                        found[prefix + entry.name] = None
+                        found[path] = None
     for folder in SOURCE_FOLDERS:
         _scan_tree(root, folder, found, problems)
     if problems:
