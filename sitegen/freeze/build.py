@@ -106,17 +106,18 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
         if changes.sources != stored.sources:  # files touched but not edited: remember their new times
             folders.save_sources(stored, changes.sources)
         return FreezeResult(stored.page_count, time.perf_counter() - started, dest)
-    previous = stored.load() if stored else None
     try:
         folders.start_staging()
-        build = Build(site, folders, base_url, expected, previous, changes, jobs or default_jobs(),
-                      _throttled(progress))
+        build = Build(site, folders, base_url, expected, stored.load() if stored else None, changes,
+                      jobs or default_jobs(), _throttled(progress))
         state, written, deleted = build.run()
         if not dest.exists():
             (folders.tree / MARKER).write_text(incremental.MARKER_TEXT)
             written.append(MARKER)
-        elif previous is None:
+        elif stored is None:
             deleted = folders.files_not_written(written)
+        stored = None  # its sources too, before the new state is dumped (see Build.drop_previous)
+        build.drop_previous()
         folders.mark_ready(state, written, deleted)
     except BaseException:
         folders.discard_staging()
@@ -259,6 +260,15 @@ class Build:
         incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
         state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, pages)
         return state, written, deleted
+
+    def drop_previous(self) -> None:
+        """Let go of the last state, whose objects the new one shares.
+
+        marshal notes every object referenced more than once, in case it is
+        shared within what it dumps: with the last state still held, dumping
+        the new one after a one-bio edit at 10,000 users took 25 ms instead of 16.
+        """
+        self.previous, self.old_pages, self.old_records = None, {}, {}
 
     # ------------------------------------------------------------ what changed
 
