@@ -202,7 +202,7 @@ class Build:
             errors = self._reference_errors(records)
             if errors:
                 raise ContentErrors(errors)
-            listed_changes = self._changed_fields(records)
+            listed_changes = self._changed_fields(records, parses)
             changed.update(listed_changes)
             relisted = {}
             if listed_changes:  # record pages that also list records; round 1 did (or deferred) the dirty ones
@@ -321,8 +321,12 @@ class Build:
         old = self.old_pages.get(url)
         return old is None or not changed.isdisjoint(old[2])
 
-    def _changed_fields(self, records: dict[str, dict[str, tuple]]) -> set[str]:
-        """Collection keys that changed: the list of records, and each field edited in each record."""
+    def _changed_fields(self, records: dict[str, dict[str, tuple]], parses: list[Any]) -> set[str]:
+        """Collection keys that changed: the list of records, and each field edited in each record.
+
+        Only a record read again can have changed: the others are the last state's own tuples
+        (looking at every record took 50 ms of a one-bio edit at 100,000 users).
+        """
         from ..content.loader import schema_of
 
         changed = set()
@@ -331,11 +335,12 @@ class Build:
             if list(old) != list(new):
                 changed.add(members_key(kind))
             fields = schema_of(self.site.collections[kind].model, self.site).names
-            for slug, values in new.items():
-                before = old.get(slug)
-                if before is not None and before is not values and before != values:
-                    changed.update(field_key(kind, slug, name) for name, was, now
-                                   in zip(fields, before, values) if was != now)
+            for parsed in parses:
+                for slug, values in parsed.parsed.get(kind, {}).items():
+                    before = old.get(slug)
+                    if before is not None and before != values:
+                        changed.update(field_key(kind, slug, name) for name, was, now
+                                       in zip(fields, before, values) if was != now)
         return changed
 
     # ------------------------------------------------------------ sharing out the work
@@ -379,7 +384,10 @@ class Build:
             for result in results:
                 parsed.update(result.parsed.get(kind, {}))
             old = self.old_records.get(kind, {})
-            records[kind] = {slug: parsed[slug] if slug in parsed else old[slug] for slug in names}
+            if names == list(old):  # no file came or went: a copy, 40-80 ms -> 2 ms at 100,000 users
+                records[kind] = {**old, **parsed}
+            else:
+                records[kind] = {slug: parsed[slug] if slug in parsed else old[slug] for slug in names}
         return records
 
     def _sources_with_records_read(self, results: list[Any]) -> incremental.Sources:
