@@ -1,40 +1,47 @@
 """The command line: ``python site.py COMMAND``, run by ``site.cli()``.
 
 Each command is a thin shell over a function in its own module, imported
-when the command runs, so ``--help`` stays fast.
+when the command runs, so ``--help`` stays fast. The usual freeze command
+lines do not come here (see sitegen/freeze_command.py).
 """
 
 from __future__ import annotations
 
-import atexit
-import gc
-import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from . import freeze_command
+from .errors import SiteError
 from .site import Site, load_site
-
-
-# What the commands import when they run (sitegen's own imports are checked when site.py imports it).
-REQUIRED_MODULES = ("flask", "flask_frozen", "flask_wtf", "jinja2", "livereload", "markdown_it", "pydantic",
-                    "tornado", "watchdog", "werkzeug", "yaml")
 
 
 def run(site: Site, args: list[str] | None = None) -> None:
     """The command line of ``site``."""
-    missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
-    if missing:
-        sys.exit(f"error: {sys.executable} lacks {', '.join(missing)}, which sitegen needs: install the project "
-                 "(python3 -m venv .venv && .venv/bin/pip install -e .) and run .venv/bin/python site.py")
-    # When the process ends, Python runs one more cycle collection over every
-    # object left, such as a freeze's state: tens of milliseconds for nothing.
-    atexit.register(gc.freeze)
+    freeze_command.prepare()
     main(args, obj=site)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ReportedError(click.ClickException):
+    """A SiteError as click shows an error: its message as it is, then exit 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), file=file or sys.stderr)
+
+
+class SiteCommands(click.Group):
+    """The commands, their SiteErrors shown by click as one line each."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SiteError as exc:
+            raise ReportedError(exc.format_message()) from None
+
+
+@click.group(cls=SiteCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               show_default="the folder of site.py",
               help="Another project folder, holding its own site.py, content/, templates/ and static/.")
@@ -58,20 +65,7 @@ def main(ctx: click.Context, root: Path | None) -> None:
 @click.pass_obj
 def freeze(site: Site, dest: Path | None, base_url: str | None, jobs: int | None, clean: bool) -> None:
     """Write every page of the site into static files (only the changed ones after the first time)."""
-    from .freeze import freeze_site
-
-    show_progress = sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        if show_progress:
-            click.echo(f"\rfreezing: {done}/{total} pages", nl=False, err=True)
-
-    result = freeze_site(site, dest or site.root / "build", base_url=_checked_base_url(base_url),
-                         progress=progress, jobs=jobs, clean=clean)
-    if show_progress:
-        click.echo("\r\033[K", nl=False, err=True)
-    click.echo(f"Froze {result.pages} pages into {result.destination} in {result.seconds:.2f} s "
-               f"({result.rendered} rendered, {result.removed} removed)")
+    freeze_command.freeze(site, dest, _checked_base_url(base_url), jobs, clean)
 
 
 def _checked_base_url(url: str | None) -> str | None:
@@ -94,7 +88,6 @@ def add_account_command(site: Site, name: str, password_stdin: bool) -> None:
     (git-ignored). A new password ends the account's earlier sessions.
     """
     from .live.accounts import ACCOUNTS_FILE, add_account, check_name
-    from .errors import SiteError
 
     problem = check_name(name)
     if problem:

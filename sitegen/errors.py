@@ -1,21 +1,25 @@
-"""Errors the CLI reports as one line each (no traceback) before exiting 1."""
+"""Errors the CLI reports as one line each (no traceback) before exiting 1.
+
+They need no click: a freeze with nothing to do runs without it (see
+sitegen/freeze_command.py); sitegen/cli.py shows them as click's errors.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
-import sys
-import traceback
 from pathlib import Path
 
-import click
 
-
-class SiteError(click.ClickException):
+class SiteError(Exception):
     """A failure the user can fix; its message is printed as-is."""
 
-    def show(self, file=None) -> None:
-        click.echo(self.format_message(), file=file or sys.stderr)
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def format_message(self) -> str:
+        return self.message
 
 
 class ContentError(Exception):
@@ -58,6 +62,8 @@ def describe_template_error(exc: BaseException, templates_dir: Path) -> str | No
     refused; a SiteError raised while rendering (a static file that is a
     link leading outside the project) is already one line.
     """
+    import traceback
+
     from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
 
     if isinstance(exc, SiteError):

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import re
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +148,13 @@ class Site:
 
     def cli(self, args: list[str] | None = None) -> None:
         """Run the command line: ``python site.py preview | freeze | add-account ...``."""
+        from .freeze_command import plain_freeze_arguments, prepare, run_plain_freeze
+
+        arguments = plain_freeze_arguments(sys.argv[1:] if args is None else args)
+        if arguments is not None:
+            prepare()
+            run_plain_freeze(self, arguments)
+            return
         from .cli import run
 
         run(self, args)
@@ -182,6 +188,8 @@ def load_site(root: Path) -> Site:
 
 def _site_file_error(exc: Exception, path: Path) -> str:
     """``site.py:LINE: NameError: ...``: where in site.py the error arose (the last line of it in the traceback)."""
+    import traceback  # here: a site that loads never needs it (2 ms)
+
     if isinstance(exc, SyntaxError) and exc.filename == str(path):
         return f"{SITE_FILE}:{exc.lineno}: {type(exc).__name__}: {exc.msg}"
     if isinstance(exc, SiteError):

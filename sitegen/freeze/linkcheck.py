@@ -93,12 +93,14 @@ def _base(base_url: str) -> tuple[str, str, str]:
     return base.netloc, f"{base.scheme}://{base.netloc}", base_path_of(base_url)
 
 
-def broken_links(pages: Mapping[str, tuple], root: Path, base_path: str) -> list[str]:
-    """One line per broken link of the build ``pages`` describes (url -> (file, owner, dependencies, links));
-    a page depends on its owner's file too (see incremental.Page)."""
+def broken_links(pages: Mapping[str, tuple], root: Path, base_path: str,
+                 only: Iterable[str] | None = None) -> list[str]:
+    """One line per broken link of the build ``pages`` describes (url -> (file, owner, dependencies, links)),
+    on every page or ``only`` on those; a page depends on its owner's file too (see incremental.Page)."""
     files = {page[0] for page in pages.values()}
     problems = []
-    for url, (file, owner, dependencies, links) in sorted(pages.items()):
+    for url in sorted(pages if only is None else only):
+        file, owner, dependencies, links = pages[url]
         for target in links:
             if target in files:
                 continue

@@ -179,6 +179,42 @@ def test_refuses_to_freeze_over_the_project(make_project, dest):
     assert "holds the project's own files" in result.output
 
 
+USUAL_FREEZES = [["freeze"], ["freeze", "--clean"], ["freeze", "--dest", "out", "--jobs", "2", "--clean"],
+                 ["freeze", "-j", "1", "--base-url", "https://example.org/sub"], ["--root", "ROOT", "freeze"]]
+LEFT_TO_CLICK = [["freeze", "--help"], ["freeze", "--jobs", "0"], ["freeze", "--jobs", "two"], ["freeze", "--dest=out"],
+                 ["freeze", "--base-url", "ftp://example.org/"], ["freeze", "--clean", "--clean"], ["freeze", "--dest"],
+                 ["freeze", "--dest", "-x"], ["--root", "MISSING", "freeze"], ["--root", "ROOT"], ["preview"], []]
+
+
+@pytest.mark.parametrize("args", USUAL_FREEZES + LEFT_TO_CLICK)
+def test_the_usual_freeze_command_lines_mean_without_click_what_they_mean_with_it(make_project, monkeypatch, args):
+    from sitegen import freeze_command
+    from sitegen.site import load_site
+
+    root = make_project()
+    usual = args in USUAL_FREEZES
+    args = [{"ROOT": str(root), "MISSING": str(root / "missing")}.get(arg, arg) for arg in args]
+    plain = freeze_command.plain_freeze_arguments(args)
+    if not usual:
+        assert plain is None
+        return
+    site = load_site(root)
+    run_by_click = []
+    monkeypatch.setattr(freeze_command, "freeze", lambda site, *given: run_by_click.append((site.root, *given)))
+    assert CliRunner().invoke(main, args, obj=site).exit_code == 0
+    assert run_by_click == [((plain.pop("root") or root).resolve(), *plain.values())]
+
+
+def test_a_freeze_run_without_click_fails_in_one_line(make_project):
+    root = make_project()
+    (root / "content/users/guido-van-rossum.yaml").write_text("name: [unclosed\n")
+    done = subprocess.run([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze", "--jobs", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("content/users/guido-van-rossum.yaml:")
+
+
 def test_freeze_command_end_to_end(make_project):
     root = make_project()
     done = subprocess.run([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze"],

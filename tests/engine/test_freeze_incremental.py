@@ -314,3 +314,30 @@ EDITS = [_edit_user, _add_user, _delete_user, _edit_store, _add_store, _delete_s
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_edits_keep_every_incremental_build_identical_to_a_clean_one(project, tmp_path, seed):
     check_random_edits_match_a_clean_freeze(project, tmp_path, EDITS, seed=seed, steps=6)
+
+
+def test_the_fingerprint_follows_engine_code_site_code_and_libraries(project, tmp_path, monkeypatch):
+    engine = tmp_path / "engine"
+    (engine / "freeze").mkdir(parents=True)
+    (engine / "templates").mkdir()
+    (engine / "__pycache__").mkdir()
+    for name in ("freeze/incremental.py", "templates/404.html", "__pycache__/x.pyc"):
+        (engine / name).write_text("one")
+    library = tmp_path / "libraries" / "fake_library.py"
+    library.parent.mkdir()
+    library.write_text("")
+    monkeypatch.setattr(incremental, "__file__", str(engine / "freeze/incremental.py"))
+    monkeypatch.setattr(incremental, "LIBRARIES", ("fake_library",))
+    monkeypatch.syspath_prepend(str(library.parent))
+    seen = {incremental.fingerprint(project, None)}
+    (engine / "__pycache__/x.pyc").write_text("compiled")  # not code
+    assert incremental.fingerprint(project, None) in seen
+    for change in (lambda: (engine / "templates/404.html").write_text("two"),
+                   lambda: (engine / "freeze/incremental.py").write_text("two"),
+                   lambda: (project / "site.py").write_text((project / "site.py").read_text() + "\n# more\n"),
+                   lambda: (project / "helpers.py").write_text(""),
+                   lambda: library.write_text("__version__ = 2\n")):
+        change()
+        fingerprint = incremental.fingerprint(project, None)
+        assert fingerprint not in seen
+        seen.add(fingerprint)

@@ -156,10 +156,10 @@ def test_a_freeze_killed_while_removing_its_staging_leaves_it_marked_for_the_nex
         Path(path, incremental.STAGING_MARK).unlink(missing_ok=True)
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(incremental.shutil, "rmtree", killed)
+    monkeypatch.setattr(shutil, "rmtree", killed)
     with pytest.raises(KeyboardInterrupt):
         incremental.BuildFolders(root / "build").recover()
     assert (staging / incremental.STAGING_MARK).is_file()
-    monkeypatch.setattr(incremental.shutil, "rmtree", real_rmtree)
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
     assert freeze_site(root, root / "build").rendered == 0
     assert not staging.exists()

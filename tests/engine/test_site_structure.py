@@ -208,6 +208,16 @@ def test_a_broken_link_in_content_names_the_file_and_line_and_keeps_the_build(ev
     assert snapshot(events / "build") == before
 
 
+def test_a_page_gone_that_an_unchanged_page_links_to_is_a_broken_link(events):
+    edit(events / "content/events/talk-1.yaml", "(/venues/great-hall/)", "(/events/talk-2/)")
+    freeze_site(events, events / "build")
+    before = snapshot(events / "build")
+    (events / "content/events/talk-2.yaml").unlink()
+    assert freeze_fails(events) == ("content/events/talk-1.yaml:5: link /events/talk-2/ on page /events/talk-1/ "
+                                    "leads to no page or file of the site")
+    assert snapshot(events / "build") == before
+
+
 def test_a_link_outside_a_sub_path_base_url_is_refused(events):
     result = CliRunner().invoke(main, ["--root", str(events), "freeze", "--base-url", "https://example.org/sub/"])
     assert result.exit_code == 0, result.output  # links made with url_for and in Markdown follow the base URL
