@@ -537,10 +537,10 @@ class _Workers:
         self.reporting += reports_parse
         self._fork(_worker, share, reports_parse)
 
-    def start_waiting(self, listed: dict[str, Any]) -> Any:
+    def start_waiting(self, listed: dict[str, list[str]]) -> Any:
         """Fork a worker that waits for a share of pages that read any record (see hand_over)."""
         shares, handed = self.context.Pipe(duplex=False)
-        self._fork(_waiting_worker, shares, listed)
+        self._fork(_waiting_worker, shares, handed, listed)
         shares.close()
         return handed
 
@@ -590,10 +590,12 @@ class _Workers:
         self.progress(sum(counter.value for counter in self.counters))
 
 
-def _waiting_worker(job: Job, shares: Any, listed: dict[str, Any], counter: Any, send: Any) -> None:
+def _waiting_worker(job: Job, shares: Any, handed: Any, listed: dict[str, list[str]], counter: Any,
+                    send: Any) -> None:
+    handed.close()  # the parent's end, copied by the fork: closed here, the parent's exit ends the wait
     try:
         share = shares.recv()
-    except EOFError:  # the freeze stopped before the next round
+    except EOFError:  # the parent is gone
         share = None
     if share is None:
         send.send(("ok", ShareResult()))

@@ -281,6 +281,30 @@ def test_an_edit_undone_during_a_freeze_leaves_no_stale_page(project, tmp_path, 
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "clean")
 
 
+def test_a_record_edited_during_a_freeze_and_undone_leaves_no_stale_listing(project, tmp_path, monkeypatch):
+    """A page that reads a record from its file (the home page, for a template edit) must not leave
+    the state claiming the record's fields as they were before."""
+    assert freeze(project).exit_code == 0
+    template = project / "templates" / "index.html"
+    template.write_text(template.read_text() + "\n")  # the home page is rendered again, reading the users it shows
+    record = project / "content" / "users" / "ada-lovelace.yaml"
+    original = record.read_bytes()
+    real_compare = incremental.compare_sources
+
+    def edited_after_the_scan(*args, **kwargs):
+        changes = real_compare(*args, **kwargs)
+        record.write_bytes(original.replace(b"Ada Lovelace", b"Augusta Ada King"))
+        return changes
+
+    monkeypatch.setattr(incremental, "compare_sources", edited_after_the_scan)
+    assert freeze(project, "--jobs", "1").exit_code == 0
+    monkeypatch.undo()
+    assert "Augusta Ada King" in (project / "build" / "index.html").read_text()
+    record.write_bytes(original)  # the version the scan saw, and the state's field digests describe
+    assert freeze(project).exit_code == 0
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "clean")
+
+
 def test_a_folder_of_yours_where_staging_goes_stops_the_freeze_untouched(project):
     assert freeze(project).exit_code == 0
     mine = project / ".build.state" / "next"
