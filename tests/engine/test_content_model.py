@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from sitegen import Markdown, NavItem, Record, Settings, StaticFile
+from sitegen import Markdown, Record, Settings, StaticFile
 from sitegen.content.model import Invalid, ParseContext, Schema
 
 

@@ -11,7 +11,6 @@ import pytest
 from support import EXAMPLE
 from sitegen.errors import SiteError
 from sitegen.freeze import build as freeze, render
-from sitegen.site import load_site
 
 
 def freeze_with_users(monkeypatch, tmp_path, *usernames):
