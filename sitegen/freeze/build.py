@@ -324,7 +324,12 @@ class Build:
         return {kind: [path.stem for path in found] for kind, found in paths.items()}, errors
 
     def _changed_files(self) -> set[str]:
-        changed = set(self.changes.changed)
+        """The changed sources and the keys their changes imply, added to the scan's own set.
+
+        Not a copy: it holds every record in a first freeze, and a copy was
+        counted again in each worker forked from the parent.
+        """
+        changed = self.changes.changed
         if any(path.startswith("templates/") for path in changed):
             changed.add(ANY_TEMPLATE)
         for path in self.changes.added | self.changes.removed:
