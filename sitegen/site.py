@@ -13,9 +13,8 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .content.model import Record, Settings
 from .errors import SiteError
@@ -23,8 +22,7 @@ from .errors import SiteError
 COLLECTION_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
-@dataclass(frozen=True)
-class Collection:
+class Collection(NamedTuple):
     """A folder of records under content/, each a file checked against ``model``."""
 
     name: str
@@ -39,29 +37,25 @@ class Collection:
         return f"content/{self.name}"
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     rule: str
     view: Callable[..., Any]
     endpoint: str
     methods: tuple[str, ...] = ("GET",)
 
 
-@dataclass
 class Site:
     """A site's declarations; ``Site(__file__)`` takes content/, templates/ and static/ beside that file."""
 
-    file: str | os.PathLike
-    raw_html: bool = False  # whether Markdown fields may carry raw HTML (escaped otherwise)
-    root: Path = field(init=False)
-    collections: dict[str, Collection] = field(default_factory=dict, init=False)
-    settings_model: type[Settings] = field(default=Settings, init=False)
-    routes: list[Route] = field(default_factory=list, init=False)
-    template_filters: dict[str, Callable[..., Any]] = field(default_factory=dict, init=False)
-    template_globals: dict[str, Callable[..., Any]] = field(default_factory=dict, init=False)
-
-    def __post_init__(self) -> None:
-        path = Path(self.file).resolve()
+    def __init__(self, file: str | os.PathLike, raw_html: bool = False):
+        self.file = file
+        self.raw_html = raw_html  # whether Markdown fields may carry raw HTML (escaped otherwise)
+        self.collections: dict[str, Collection] = {}
+        self.settings_model: type[Settings] = Settings
+        self.routes: list[Route] = []
+        self.template_filters: dict[str, Callable[..., Any]] = {}
+        self.template_globals: dict[str, Callable[..., Any]] = {}
+        path = Path(file).resolve()
         self.root = path.parent if path.suffix == ".py" else path
 
     # ------------------------------------------------------------ declarations

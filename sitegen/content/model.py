@@ -18,9 +18,8 @@ import datetime as dt
 import itertools
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -66,8 +65,7 @@ class Settings(Record):
     nav: list[NavItem] = []
 
 
-@dataclass(frozen=True)
-class NavItem:
+class NavItem(NamedTuple):
     label: str
     page: str  # a page's endpoint, or a collection with a listing
 
@@ -143,15 +141,13 @@ class Invalid(Exception):
         self.loc, self.message, self.at_key = loc, message, at_key
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     name: str
     kind: str  # "plain", "date", "markdown", "static", "ref", "refs", "nav"
     target: type | None = None  # the referenced record class, for "ref" and "refs"
 
 
-@dataclass
-class ParseContext:
+class ParseContext(NamedTuple):
     """What checking a field needs besides its value."""
 
     root: Path

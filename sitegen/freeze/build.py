@@ -28,9 +28,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..content.model import base_path_of
 from ..errors import ContentError, ContentErrors, SiteError, describe_os_error
@@ -44,8 +43,7 @@ PARALLEL_MIN = 64
 PROGRESS_SECONDS = 0.1
 
 
-@dataclass(frozen=True)
-class FreezeResult:
+class FreezeResult(NamedTuple):
     pages: int
     seconds: float
     destination: Path

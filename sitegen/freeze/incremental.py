@@ -47,9 +47,8 @@ import marshal
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..content.model import Records
 from ..errors import SiteError, describe_os_error
@@ -229,14 +228,14 @@ def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | Non
                 found[path] = (stat.st_mtime_ns, stat.st_size)
 
 
-@dataclass
 class SourceChanges:
     """How the sources differ from the last freeze."""
 
-    changed: set[str] = field(default_factory=set)  # edited, added or removed
-    added: set[str] = field(default_factory=set)
-    removed: set[str] = field(default_factory=set)
-    sources: Sources = field(default_factory=dict)  # the new table; records to parse are filled in later
+    def __init__(self) -> None:
+        self.changed: set[str] = set()  # edited, added or removed
+        self.added: set[str] = set()
+        self.removed: set[str] = set()
+        self.sources: Sources = {}  # the new table; records to parse are filled in later
 
     def any(self) -> bool:
         return bool(self.changed)
@@ -375,14 +374,14 @@ class LazyRecords(Records):
 
 # ---------------------------------------------------------------- the state file and commits
 
-@dataclass
 class State:
-    fingerprint: bytes
-    sources: Sources
-    site: tuple | None
-    records: dict[str, dict[str, bytes]]  # kind -> slug -> field_digests, in file-name order
-    references: dict[str, dict[str, list]]  # kind -> slug -> its references (loader.find_references)
-    pages: dict[str, Page]
+    def __init__(self, fingerprint: bytes, sources: Sources, site: tuple | None,
+                 records: dict[str, dict[str, bytes]], references: dict[str, dict[str, list]],
+                 pages: dict[str, Page]):
+        self.fingerprint, self.sources, self.site = fingerprint, sources, site
+        self.records = records  # kind -> slug -> field_digests, in file-name order
+        self.references = references  # kind -> slug -> its references (loader.find_references)
+        self.pages = pages
 
     def dump(self) -> bytes:
         return state_file(self.fingerprint, self.sources, len(self.pages),
@@ -395,8 +394,7 @@ def state_file(fingerprint: bytes, sources: Sources, page_count: int, rest: byte
     return len(head).to_bytes(HEAD_LENGTH_BYTES, "little") + head + rest
 
 
-@dataclass
-class StoredState:
+class StoredState(NamedTuple):
     """The last freeze's state as its head tells it; the records and the pages are read when asked for."""
 
     fingerprint: bytes
