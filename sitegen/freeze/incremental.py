@@ -187,12 +187,12 @@ def scan_sources(root: Path, collections: list[str], *,
         except FileNotFoundError:
             continue
         with entries:
-            for entry in entries:  # once per record: each name and path made once, no call per entry
+            for entry in entries:  # once per record: each name and path made once
                 name = entry.name
                 if not name.endswith((".yaml", ".yml")) or name.startswith("."):
                     continue
                 path = prefix + name
-                if (not entry.is_symlink() or followed_link(root, path, problems)) and entry.is_file():
+                if _followed(root, path, entry, problems) and entry.is_file():
                     if stat_records:
                         stat = entry.stat()
                         found[path] = (stat.st_mtime_ns, stat.st_size)

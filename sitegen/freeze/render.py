@@ -8,7 +8,6 @@ fork; the parent checks paths and missing URL generators once over all URLs.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import mimetypes
 import os
@@ -16,7 +15,7 @@ import traceback
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -355,14 +354,11 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
         encoded = encoded_by_kind[kind] = {}
         for slug in share.parse.get(kind, ()):
             source = record_key(kind, slug)
-            path = job.root / source
             try:
-                data, stat = read_file(path)  # read once: for the state and for the parser
+                data, stat = _read_record_file(job, source)  # read once: for the state and for the parser
                 result.sources[source] = source_entry(stat.st_mtime_ns, stat.st_size, digest(data), racy_after)
-                encoded[slug] = schema.encode(load_record(schema, path, job.root, context, data))
-            except (ContentError, OSError) as exc:
-                if isinstance(exc, OSError):
-                    exc = ContentError(source, 1, 1, f"cannot read: {exc.strerror}")
+                encoded[slug] = schema.encode(load_record(schema, job.root / source, job.root, context, data))
+            except ContentError as exc:
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 continue
             result.parsed.setdefault(kind, {})[slug] = field_digests(encoded[slug])
@@ -376,14 +372,19 @@ def _decode(schema: Any, encoded: dict[str, tuple], slug: str) -> Any:
     return schema.decode(slug, encoded[slug])
 
 
+def _read_record_file(job: Job, source: str) -> tuple[bytes, os.stat_result]:
+    """A record's file and its stat; a file that cannot be read is a ContentError naming it."""
+    try:
+        return read_file(job.root / source)
+    except OSError as exc:
+        raise ContentError(source, 1, 1, f"cannot read: {exc.strerror}") from None
+
+
 def _file_loader(job: Job, kind: str, schema: Any, context: Any) -> Callable[[str], Any]:
     """Parse a record's file when a page reads the record, noting the version read (as for templates)."""
     def load(slug: str) -> Any:
         source = record_key(kind, slug)
-        try:
-            data, _ = read_file(job.root / source)
-        except OSError as exc:
-            raise ContentError(source, 1, 1, f"cannot read: {exc.strerror}") from None
+        data, _ = _read_record_file(job, source)
         note_read(current_app.extensions.get(READ_LOG), source, data)
         return load_record(schema, job.root / source, job.root, context, data)
 
@@ -546,7 +547,7 @@ class _Workers:
 
     def hand_over(self, waiting: Any, share: Share | None) -> None:
         """Send a waiting worker its share (None: nothing to do); its ``listed`` is what it was forked with."""
-        waiting.send(share and dataclasses.replace(share, listed=None))
+        waiting.send(share and replace(share, listed=None))
         waiting.close()
 
     def _fork(self, target: Callable[..., None], *args: Any) -> None:
