@@ -26,36 +26,21 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_site import make_site, user_slug  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-def generate_site(root: Path, users: int) -> None:
-    """The example site (its site.py, templates, static files, stores) with ``users`` generated users.
-
-    A user's slug is its file name: the files have no ``username:`` field.
-    """
-    shutil.copy(REPO / "site.py", root / "site.py")
-    for part in ("templates", "static"):
-        shutil.copytree(REPO / part, root / part)
-    shutil.copytree(REPO / "content" / "stores", root / "content" / "stores")
-    shutil.copy(REPO / "content" / "site.yaml", root / "content" / "site.yaml")
-    folder = root / "content" / "users"
-    folder.mkdir()
-    for number in range(users):
-        (folder / f"user-{number:05d}.yaml").write_text(
-            f"name: User Number {number}\njoined: 2020-01-01\n"
-            f"awards:\n  - Award {number}\nbio: Generated for the preview benchmark.\n")
-
-
-def start_preview(root: Path) -> tuple[subprocess.Popen, str, float]:
+def start_preview(root: Path, profile_url: str) -> tuple[subprocess.Popen, str, float]:
     """Launch the preview; return it, its URL and the seconds to the first profile page."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, str(REPO / "site.py"), "--root", str(root), "preview", "--port", "0"],
         stderr=subprocess.PIPE, text=True)
     url = re.search(r"at (http://\S+/) ", process.stderr.readline()).group(1)
-    with urllib.request.urlopen(url + "users/user-00042/", timeout=30) as response:
+    with urllib.request.urlopen(url + profile_url, timeout=30) as response:
         response.read()
     return process, url, time.perf_counter() - started
 
@@ -107,19 +92,20 @@ def main() -> None:
     options = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="preview-bench-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     try:
-        generate_site(scratch, options.users)
-        process, url, startup = start_preview(scratch)
+        site = make_site(scratch / "site", options.users)
+        slug = user_slug(42, options.users)
+        process, url, startup = start_preview(site, f"users/{slug}/")
         try:
             print(f"site: {options.users:,} users in {scratch}")
             print(f"{'start-up':14} {startup * 1000:6.0f} ms to the first page (target <= 2000 ms)")
-            profile = scratch / "content/users/user-00042.yaml"
-            stylesheet = scratch / "static/styles/site.css"
+            profile = site / "content" / "users" / f"{slug}.yaml"
+            stylesheet = site / "static" / "styles" / "site.css"
             original_css = stylesheet.read_text()
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                                      args=CHROMIUM_ARGS)
                 page = browser.new_page()
-                page.goto(url + "users/user-00042/")
+                page.goto(f"{url}users/{slug}/")
                 page.wait_for_timeout(300)
                 content = save_to_screen(
                     page,
