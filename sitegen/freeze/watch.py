@@ -122,6 +122,7 @@ class Watcher:
     def run(self, clean: bool) -> None:
         self.events.start()
         self.freeze(sys.stdout, sys.stderr, clean=clean or self.listener.restarted)
+        self.warm_up()
         print(f"Watching {self.root} for changes (Ctrl-C to stop)", file=sys.stderr, flush=True)
         while True:
             timeout = None if self.window.deadline is None else max(0.0, self.window.deadline - time.monotonic())
@@ -134,6 +135,11 @@ class Watcher:
                 self.window.close()
                 if self.code_is_current() and self.dirty:
                     self.freeze(sys.stdout, sys.stderr)
+
+    def warm_up(self) -> None:
+        """Import what rendering a page needs now, not on the first save: a first freeze with nothing
+        to render never imports Flask, Jinja and Frozen-Flask (about 0.2 s of the first edit's freeze)."""
+        from . import linkcheck, render  # noqa: F401
 
     # ------------------------------------------------------------ events
 
