@@ -122,9 +122,9 @@ class FileEvents:
             if not chunk:
                 return None
             self._buffer += chunk
-            messages = self._messages()
-            if messages:
-                return messages[0][1] if messages[0][0] == "ready" else None
+            for message in self._messages():  # what it was unsure of before it watched, the first scan covers
+                if message[0] == "ready":
+                    return message[1]
         return None
 
     def stop(self) -> None:

@@ -138,7 +138,8 @@ class Watcher:
 
     def warm_up(self) -> None:
         """Import what rendering a page needs now, not on the first save: a first freeze with nothing
-        to render never imports Flask, Jinja and Frozen-Flask (about 0.2 s of the first edit's freeze)."""
+        to render never imports Flask, Jinja and Frozen-Flask (a first edit handed over at 10,000 users:
+        0.31-0.33 s without, 0.18-0.25 s with)."""
         from . import linkcheck, render  # noqa: F401
 
     # ------------------------------------------------------------ events
