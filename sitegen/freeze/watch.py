@@ -32,6 +32,13 @@ state says, it may have been written by the old code); if not, it prints the
 error and freezes nothing until the code is fixed. ``--clean`` applies to
 the first freeze only.
 
+Workers: an edit of a few records renders in the watcher's own process
+(build.py's PARALLEL_MIN: fewer than 64 pages and files to parse); a big
+change (a template every profile uses) forks worker processes as a cold
+freeze does (render.py, multiprocessing's fork). That is safe because the
+watcher runs no thread of its own: watchdog's threads live in the event
+process (events.py), forked before anything else.
+
 Ctrl-C (or SIGTERM) ends it quietly: the event process stops, the socket
 file is removed, and a freeze that was running leaves build/ as it was.
 """
@@ -219,6 +226,8 @@ class Watcher:
         if file_identity(self.state_file) != self.state_written:  # another process froze: read everything again
             self.scan.forget()
             self.kept.forget()
+        if self.events.polling:  # polling misses a save that keeps a file's size and time: never vouched for
+            self.scan.forget()
         try:
             result = freeze_and_report(self.site, self.dest, out=out, err=err, base_url=self.base_url, jobs=self.jobs,
                                        clean=clean, scan=self.scan, folders=self.kept.folders)

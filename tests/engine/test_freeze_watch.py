@@ -249,3 +249,23 @@ def test_sigterm_stops_the_watcher_as_ctrl_c_does(make_project, watch_freeze):
     watcher.process.send_signal(signal.SIGTERM)
     assert watcher.process.wait(30) == 0
     assert not socket_path(root / "build").exists()
+
+
+def test_the_watcher_imports_neither_tornado_nor_livereload(make_project):
+    root = make_project()
+    process = subprocess.Popen([sys.executable, "-X", "importtime", str(REPO / "site.py"), "--root", str(root),
+                                "freeze", "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not socket_path(root / "build").exists() or not (root / "build").exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        set_name(root, "Ada Imported")  # a freeze that renders, in the watcher and with its event process
+        done, _ = client(root)
+        assert done.returncode == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    imported = {line.rsplit("|", 1)[1].strip() for line in err.splitlines() if line.startswith("import time:")}
+    assert {"flask", "watchdog"} <= imported
+    assert not {name for name in imported if name.split(".")[0] in ("tornado", "livereload")}
