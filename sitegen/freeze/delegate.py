@@ -24,6 +24,7 @@ fingerprint (3 ms) and one round trip when one does.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
@@ -124,15 +125,40 @@ def _peer_user(connection: socket.socket) -> int | None:
 
 # ---------------------------------------------------------------- the watcher's end
 
+class ClientOutput(io.TextIOBase):
+    """A client's standard output or error, in the watcher: a client gone meanwhile (a closed pipe)
+    must not stop the watcher, so writing to it never fails."""
+
+    def __init__(self, descriptor: int):
+        self.file = open(descriptor, "w", encoding=sys.stdout.encoding or "utf-8",  # noqa: SIM115
+                         errors="backslashreplace")
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed
+            self.file.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.file.flush()
+
+    def isatty(self) -> bool:
+        return self.file.isatty()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        super().close()
+
+
 class Request:
     """One client's request: what it runs, and its standard output and error to write the freeze's lines to."""
 
     def __init__(self, connection: socket.socket, fields: dict[str, Any], descriptors: list[int]):
         self.connection = connection
         self.root, self.fingerprint = fields.get("root"), fields.get("fingerprint")
-        encoding = sys.stdout.encoding or "utf-8"
-        self.out: TextIO = open(descriptors[0], "w", encoding=encoding, errors="backslashreplace")  # noqa: SIM115
-        self.err: TextIO = open(descriptors[1], "w", encoding=encoding, errors="backslashreplace")  # noqa: SIM115
+        self.out: TextIO = ClientOutput(descriptors[0])  # type: ignore[assignment]
+        self.err: TextIO = ClientOutput(descriptors[1])  # type: ignore[assignment]
 
     def answer(self, status: str, exit_status: int | None = None) -> None:
         """Send the answer, after letting go of the client's output (a reader of a pipe then sees it end)."""
@@ -142,9 +168,8 @@ class Request:
         self.connection.close()
 
     def close_output(self) -> None:
-        for stream in (self.out, self.err):
-            with contextlib.suppress(OSError):  # a client gone meanwhile
-                stream.close()
+        self.out.close()
+        self.err.close()
 
 
 class WatchSocket:

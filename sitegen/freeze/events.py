@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..errors import SiteError
+
 SENTINEL_PREFIX = ".sitegen-barrier-"
 LENGTH_BYTES = 4
 READY_SECONDS = 10.0
@@ -109,7 +111,7 @@ class FileEvents:
         os.set_blocking(self._pipe, False)
         if ready is None:
             self.stop()
-            raise OSError("the file watcher did not start")
+            raise SiteError("cannot watch: the process that watches the files did not start")
         self.polling = ready
 
     def _wait_ready(self) -> bool | None:

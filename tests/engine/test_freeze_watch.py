@@ -269,3 +269,22 @@ def test_the_watcher_imports_neither_tornado_nor_livereload(make_project):
     imported = {line.rsplit("|", 1)[1].strip() for line in err.splitlines() if line.startswith("import time:")}
     assert {"flask", "watchdog"} <= imported
     assert not {name for name in imported if name.split(".")[0] in ("tornado", "livereload")}
+
+
+def test_a_client_gone_before_its_answer_does_not_stop_the_watcher(make_project, watch_freeze):
+    root = make_project()
+    watcher = watch_freeze(root)
+    request = json.dumps({"protocol": PROTOCOL, "root": str(root),
+                          "fingerprint": fingerprint(root, None).hex()}).encode()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # whatever the watcher writes there fails with EPIPE
+    set_name(root, "Ada Unread")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(str(socket_path(root / "build")))
+        socket.send_fds(connection, [request], [write_end, write_end])
+        os.close(write_end)
+        assert json.loads(connection.makefile().readline()) == {"status": "done", "exit": 0}
+    assert watcher.process.poll() is None and not any("Traceback" in line for line in watcher.err)
+    done, imported = client(root)
+    assert done.returncode == 0 and handed_over(imported) and LINE.match(done.stdout.strip())
+    assert heading(root / "build", "users/ada-lovelace") == "Ada Unread"
