@@ -106,6 +106,8 @@ def _interrupt_watcher(watcher: int) -> Any:
 
 
 class Watcher:
+    """One watching freeze into ``dest``: its loop, its freezes, and the requests it answers."""
+
     def __init__(self, site: Site, dest: Path, base_url: str | None, jobs: int | None):
         self.site, self.root, self.dest = site, site.root, dest
         self.base_url, self.jobs = base_url, jobs
@@ -278,9 +280,10 @@ class Watcher:
             return "cold", None
         events, sure = self.events.barrier(BARRIER_SECONDS)
         self.take(events)
-        if not sure or self.events.trees_moved():
-            if self.events.trees_moved():
-                self.events.restart()
+        moved = self.events.trees_moved()  # a tree made, removed or replaced: its watch is gone
+        if moved:
+            self.events.restart()
+        if moved or not sure:
             self.scan.forget()
             self.dirty = True
         self.window.close()
