@@ -30,6 +30,13 @@ these as its own process, in this order, every cold build into a fresh folder:
   name-edit   python site.py freeze after changing one user's name (the profile and
               the /users/ listing page that shows the name)
   nothing     python site.py freeze with nothing changed
+  watch-bio-edit, watch-name-edit, watch-nothing
+              the same three, with `python site.py freeze --watch` running on the build
+              (started, untimed, after the other runs of every round): the plain freeze
+              hands its work to the watcher, which keeps the libraries, the scan and the
+              state warm (docs/speed.md, "A watching freeze"); the watcher may have frozen
+              the edit on its own before the request comes, the request then waits for it;
+              their peak RSS is the plain freeze's alone (the watcher's is printed apart)
 
 --runs chooses among them (`clean` stands for every clean-jN). Above 100,000
 users the stock runs are left out unless --runs names them: they would take
@@ -57,6 +64,7 @@ import filecmp
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -73,10 +81,12 @@ PEERS = REPO.parent / "shared" / "peers"  # ../shared/peers: run from there, nev
 # Memory is sampled this often: often enough to catch each worker's peak, and
 # rarely enough that the sampling itself does not take CPU from a 2-core freeze.
 SAMPLE_SECONDS = 0.05
-RUNS = ("stock", "stock-c", "hugo", "floor", "own-floor", "clean", "bio-edit", "name-edit", "nothing")
+RUNS = ("stock", "stock-c", "hugo", "floor", "own-floor", "clean", "bio-edit", "name-edit", "nothing",
+        "watch-bio-edit", "watch-name-edit", "watch-nothing")
 PEER_RUNS = ("hugo", "floor")
 STOCK_RUNS = ("stock", "stock-c")
 INCREMENTAL = ("bio-edit", "name-edit", "nothing")
+WATCHED = ("watch-bio-edit", "watch-name-edit", "watch-nothing")
 REFERENCES = ("stock", "hugo", "floor", "own-floor")  # the ratio columns
 # Above this many users the stock runs are left out unless asked for: about 30 minutes each at 1,000,000.
 STOCK_MAX_USERS = 100_000
@@ -228,7 +238,7 @@ def bench_size(users: int, stores: int, rounds: int, jobs: list[int], runs: list
     most = max(jobs)  # for the own floor and the incremental freezes
     if any(name in PEER_RUNS for name in runs):
         peer_content, hugo_content, hugo_site = prepare_peers(work, users, stores)
-    incremental = [name for name in runs if name in INCREMENTAL]
+    incremental = [name for name in runs if name in INCREMENTAL + WATCHED]
     incremental_dest = work / f"incremental-{users}" / "build"
     if incremental:
         subprocess.run(freeze_command(site, incremental_dest, most), check=True, capture_output=True, env=CHILD_ENV)
@@ -236,7 +246,7 @@ def bench_size(users: int, stores: int, rounds: int, jobs: list[int], runs: list
     if incremental:
         time.sleep(2.1)  # past the window in which just-written files are hashed again
         subprocess.run(freeze_command(site, incremental_dest, most), check=True, capture_output=True, env=CHILD_ENV)
-    cold = [name for name in runs if name not in INCREMENTAL]
+    cold = [name for name in runs if name not in INCREMENTAL + WATCHED]
     results: dict[str, list] = {name: [] for name in runs}
     files: dict[str, int] = {}
     stock = [sys.executable, "-c", STOCK.format(repo=str(REPO)), str(site)]
@@ -260,24 +270,58 @@ def bench_size(users: int, stores: int, rounds: int, jobs: list[int], runs: list
             files.setdefault(name, count_files(fresh / name))
         if round_number == 0:
             check_builds(users, fresh, cold)
-        # A different user each round, for the edit as for the name.
-        if "bio-edit" in results:
-            edit(site, users, 1009 + round_number * 7919, bio=f"Edited in round {round_number}.")
-            results["bio-edit"].append(run(freeze_command(site, incremental_dest, most)))
-        if "name-edit" in results:
-            edit(site, users, 4001 + round_number * 7919, name=f"Renamed In Round {round_number}")
-            results["name-edit"].append(run(freeze_command(site, incremental_dest, most)))
-        if "nothing" in results:
-            results["nothing"].append(run(freeze_command(site, incremental_dest, most)))
+        edit_round(site, users, round_number, incremental_dest, most, results)
         if users >= DELETE_FROM_USERS and fresh.exists():
             shutil.rmtree(fresh)
             if round_number + 1 < rounds:
                 print(f"{users:,} users: round {round_number + 1}'s builds deleted; "
                       f"waiting {PAUSE_AFTER_DELETE} s before the next round")
                 time.sleep(PAUSE_AFTER_DELETE)
+    if any(name in WATCHED for name in runs):
+        bench_watched(site, users, rounds, incremental_dest, most, results, work)
     for name in incremental:
         files[name] = count_files(incremental_dest)
     return {name: [files[name], times] for name, times in results.items()}
+
+
+def edit_round(site: Path, users: int, round_number: int, dest: Path, jobs: int, results: dict[str, list],
+               prefix: str = "") -> None:
+    """One round of the runs ``prefix`` + bio-edit, name-edit and nothing: an edit, then a timed freeze.
+    A different user each round, for the edit as for the name, and others for the watched runs."""
+    other = 994 if prefix else 0
+    if prefix + "bio-edit" in results:
+        edit(site, users, 1009 + other + round_number * 7919, bio=f"Edited in {prefix}round {round_number}.")
+        results[prefix + "bio-edit"].append(run(freeze_command(site, dest, jobs)))
+    if prefix + "name-edit" in results:
+        edit(site, users, 4001 + other + round_number * 7919, name=f"Renamed In {prefix}Round {round_number}")
+        results[prefix + "name-edit"].append(run(freeze_command(site, dest, jobs)))
+    if prefix + "nothing" in results:
+        results[prefix + "nothing"].append(run(freeze_command(site, dest, jobs)))
+
+
+def bench_watched(site: Path, users: int, rounds: int, dest: Path, jobs: int, results: dict[str, list],
+                  work: Path) -> None:
+    """The watch-* runs: a watcher started (untimed) on the incremental build, then in each round the
+    edits of bio-edit and name-edit (other users) and nothing, each followed by a timed plain freeze."""
+    log = work / f"watcher-{users}.log"
+    with open(log, "w") as errors:
+        watcher = subprocess.Popen(freeze_command(site, dest, jobs) + ["--watch"], stdout=subprocess.DEVNULL,
+                                   stderr=errors, env=CHILD_ENV)
+    try:
+        while "Watching " not in log.read_text():
+            if watcher.poll() is not None:
+                raise SystemExit(f"freeze --watch failed:\n{log.read_text()}")
+            time.sleep(0.05)
+        time.sleep(2.1)  # as for the other incremental runs: past the window of just-written files
+        for round_number in range(rounds):
+            edit_round(site, users, round_number, dest, jobs, results, prefix="watch-")
+        if watcher.poll() is not None:
+            raise SystemExit(f"freeze --watch ended during the runs:\n{log.read_text()}")
+        print(f"{users:,} users: the watcher's own memory (RSS, with its event process) at the end: "
+              f"{tree_rss(watcher.pid) / 2**20:.0f} MB")
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(60)
 
 
 def check_builds(users: int, fresh: Path, cold: list[str]) -> None:

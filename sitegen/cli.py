@@ -61,11 +61,14 @@ def main(ctx: click.Context, root: Path | None) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes.  [default: all cores]")
 @click.option("--clean", is_flag=True,
-              help="Render every page, ignoring what the last freeze recorded.")
+              help="Render every page, ignoring what the last freeze recorded (with --watch: the first time).")
+@click.option("--watch", is_flag=True,
+              help="Keep freezing after every save under content/, templates/ and static/ (and of site.py), "
+                   "until Ctrl-C; meanwhile a plain freeze into the same folder is handed to it.")
 @click.pass_obj
-def freeze(site: Site, dest: Path | None, base_url: str | None, jobs: int | None, clean: bool) -> None:
+def freeze(site: Site, dest: Path | None, base_url: str | None, jobs: int | None, clean: bool, watch: bool) -> None:
     """Write every page of the site into static files (only the changed ones after the first time)."""
-    freeze_command.freeze(site, dest, _checked_base_url(base_url), jobs, clean)
+    freeze_command.freeze(site, dest, _checked_base_url(base_url), jobs, clean, watch)
 
 
 def _checked_base_url(url: str | None) -> str | None:

@@ -3,7 +3,7 @@
 Importing click costs a process about 35 ms of CPU (measured: ``python -c
 "import click"`` against an empty run), a fifth of a freeze with nothing to
 do. So a command line made only of the freeze's own options, each given in
-its plainest form (``--root DIR freeze --dest DIR --jobs 2 --clean``), is run
+its plainest form (``--root DIR freeze --dest DIR --jobs 2 --clean --watch``), is run
 here with the same meaning, output and one-line errors; any other (help, a
 mistake, another command, ``--dest=DIR``, a repeated option) goes to click,
 which stays the one that explains the command line (sitegen/cli.py).
@@ -24,7 +24,7 @@ REQUIRED_MODULES = ("flask", "flask_frozen", "flask_wtf", "jinja2", "livereload"
                     "tornado", "watchdog", "werkzeug", "yaml")
 # The freeze's options that take a value, by the name of its parameter; and its flags.
 VALUE_OPTIONS = {"--dest": "dest", "--base-url": "base_url", "--jobs": "jobs", "-j": "jobs"}
-FLAG_OPTIONS = {"--clean": "clean"}
+FLAG_OPTIONS = {"--clean": "clean", "--watch": "watch"}
 
 
 def prepare() -> None:
@@ -45,7 +45,8 @@ def plain_freeze_arguments(args: list[str]) -> dict[str, Any] | None:
         root, args = Path(args[1]), args[2:]
     if args[:1] != ["freeze"]:
         return None
-    found: dict[str, Any] = {"root": root, "dest": None, "base_url": None, "jobs": None, "clean": False}
+    found: dict[str, Any] = {"root": root, "dest": None, "base_url": None, "jobs": None, "clean": False,
+                             "watch": False}
     given = set()
     rest = iter(args[1:])
     for option in rest:
@@ -101,21 +102,27 @@ def run_plain_freeze(site: Any, arguments: dict[str, Any]) -> None:
         sys.exit(1)
 
 
-def freeze(site: Any, dest: Path | None, base_url: str | None, jobs: int | None, clean: bool) -> None:
-    """Write every page of the site into static files (only the changed ones after the first time)."""
-    from .freeze import freeze_site
+def freeze(site: Any, dest: Path | None, base_url: str | None, jobs: int | None, clean: bool,
+           watch: bool = False) -> None:
+    """Write every page of the site into static files (only the changed ones after the first time).
 
-    show_progress = sys.stderr.isatty()
+    With ``watch``, go on freezing after every save (sitegen/freeze/watch.py);
+    without, hand the freeze to such a watcher of the same build if one runs
+    (sitegen/freeze/delegate.py, before Flask is imported), else freeze here.
+    """
+    dest = dest or site.root / "build"
+    if watch:
+        from .freeze.watch import watch_and_freeze
 
-    def progress(done: int, total: int) -> None:
-        if show_progress:
-            sys.stderr.write(f"\rfreezing: {done}/{total} pages")
-            sys.stderr.flush()
+        watch_and_freeze(site, dest, base_url=base_url, jobs=jobs, clean=clean)
+        return
+    from .freeze.delegate import hand_over
 
-    result = freeze_site(site, dest or site.root / "build", base_url=base_url,
-                         progress=progress, jobs=jobs, clean=clean)
-    if show_progress:
-        sys.stderr.write("\r\033[K")
-        sys.stderr.flush()
-    print(f"Froze {result.pages} pages into {result.destination} in {result.seconds:.2f} s "
-          f"({result.rendered} rendered, {result.removed} removed)", flush=True)
+    status = hand_over(site.root, dest, base_url, clean)
+    if status is not None:  # the watcher wrote the freeze's line (or its error) to this process's output
+        if status:
+            sys.exit(status)
+        return
+    from .freeze.console import freeze_and_report
+
+    freeze_and_report(site, dest, out=sys.stdout, err=sys.stderr, base_url=base_url, jobs=jobs, clean=clean)

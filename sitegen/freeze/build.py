@@ -50,6 +50,11 @@ class FreezeResult(NamedTuple):
     rendered: int = 0
     removed: int = 0
 
+    def summary(self) -> str:
+        """The line ``python site.py freeze`` ends with."""
+        return (f"Froze {self.pages} pages into {self.destination} in {self.seconds:.2f} s "
+                f"({self.rendered} rendered, {self.removed} removed)")
+
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -80,28 +85,36 @@ def freeze_site(
     progress: Callable[[int, int], None] | None = None,
     jobs: int | None = None,
     clean: bool = False,
+    scan: Callable[..., dict[str, tuple[int, int] | None]] = incremental.scan_sources,
+    folders: Callable[[Path], BuildFolders] = BuildFolders,
 ) -> FreezeResult:
-    """Freeze ``site`` (or the site.py in that folder) into ``dest``, rendering only what changed unless ``clean``."""
+    """Freeze ``site`` (or the site.py in that folder) into ``dest``, rendering only what changed unless ``clean``.
+
+    ``scan`` stands for scan_sources and ``folders`` for BuildFolders: a process
+    that freezes again and again (sitegen/freeze/watch.py) passes its own,
+    which know from file events what changed and keep the last state in memory.
+    """
     started = time.perf_counter()
     if not isinstance(site, Site):
         site = load_site(site)
     root, dest = site.root, Path(dest).resolve()
     check_destination(dest, root)
-    folders = BuildFolders(dest)
+    build_folders = folders(dest)
     try:
-        with incremental.cyclic_gc(False), folders.locked():
-            return _freeze(site, dest, folders, started, base_url, progress, jobs, clean)
+        with incremental.cyclic_gc(False), build_folders.locked():
+            return _freeze(site, dest, build_folders, started, base_url, progress, jobs, clean, scan)
     except OSError as exc:  # a full disk, a read-only or immutable folder: one line, never a traceback
         raise SiteError(describe_os_error(exc, dest)) from None
 
 
 def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
-            progress: Callable[[int, int], None] | None, jobs: int | None, clean: bool) -> FreezeResult:
+            progress: Callable[[int, int], None] | None, jobs: int | None, clean: bool,
+            scan: Callable[..., dict[str, tuple[int, int] | None]]) -> FreezeResult:
     root = site.root
     folders.recover()
     expected = incremental.fingerprint(root, base_url)
     stored = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
-    scanned = incremental.scan_sources(root, list(site.collections), stat_records=stored is not None)
+    scanned = scan(root, list(site.collections), stat_records=stored is not None)
     changes = incremental.compare_sources(root, scanned, stored.sources if stored else {},
                                           hash_content=stored is not None)
     if stored is not None and not changes.any():

@@ -156,13 +156,16 @@ def fingerprint(root: Path, base_url: str | None) -> bytes:
     return digest("\0".join(parts).encode() + code)
 
 
-def scan_sources(root: Path, collections: list[str], *,
-                 stat_records: bool = True) -> dict[str, tuple[int, int] | None]:
+def scan_sources(root: Path, collections: list[str], *, stat_records: bool = True,
+                 links: list[str] | None = None) -> dict[str, tuple[int, int] | None]:
     """``path -> (mtime_ns, size)`` of every file a page can be built from.
 
     Without ``stat_records`` a record file maps to None: a freeze with no
     state parses every record anyway, and the worker that reads a file takes
     its stat then (see source_entry), sparing the parent 10,000 calls.
+    ``links``, when given, receives the path of every symbolic link met: what
+    a link leads to can change with no event at the link itself, so a watcher
+    that keeps a scan up to date from events cannot vouch for one.
 
     A link that leads outside the project (or to nothing) stops the freeze
     before anything is read, with one line per link (see sitegen/links.py);
@@ -170,6 +173,7 @@ def scan_sources(root: Path, collections: list[str], *,
     """
     found: dict[str, tuple[int, int] | None] = {}
     problems: list[str] = []
+    links = [] if links is None else links
     for top in ("content", *SOURCE_FOLDERS, *(f"content/{folder}" for folder in collections)):
         if leads_outside(root / top, root):
             problems.append(f"{top}: {OUTSIDE_LINK}")
@@ -177,6 +181,8 @@ def scan_sources(root: Path, collections: list[str], *,
         raise SiteError("\n".join(problems))
     site = root / "content" / "site.yaml"
     if site.is_file() or site.is_symlink():
+        if site.is_symlink():
+            links.append("content/site.yaml")
         if not site.is_symlink() or followed_link(root, "content/site.yaml", problems):
             stat = site.stat()
             found["content/site.yaml"] = (stat.st_mtime_ns, stat.st_size)
@@ -192,25 +198,29 @@ def scan_sources(root: Path, collections: list[str], *,
                 if not name.endswith((".yaml", ".yml")) or name.startswith("."):
                     continue
                 path = prefix + name
-                if _followed(root, path, entry, problems) and entry.is_file():
+                if _followed(root, path, entry, problems, links) and entry.is_file():
                     if stat_records:
                         stat = entry.stat()
                         found[path] = (stat.st_mtime_ns, stat.st_size)
                     else:
                         found[path] = None
     for folder in SOURCE_FOLDERS:
-        _scan_tree(root, folder, found, problems)
+        _scan_tree(root, folder, found, problems, links)
     if problems:
         raise SiteError("\n".join(sorted(problems)))
     return found
 
 
-def _followed(root: Path, relative: str, entry: os.DirEntry, problems: list[str]) -> bool:
+def _followed(root: Path, relative: str, entry: os.DirEntry, problems: list[str], links: list[str]) -> bool:
     """Whether a scanned entry may be read: anything but a link, or a link that stays in the project."""
-    return not entry.is_symlink() or followed_link(root, relative, problems)
+    if not entry.is_symlink():
+        return True
+    links.append(relative)
+    return followed_link(root, relative, problems)
 
 
-def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | None], problems: list[str]) -> None:
+def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | None], problems: list[str],
+               links: list[str]) -> None:
     """Every file below ``root/relative`` into ``found``, checking each link on the way."""
     try:
         entries = os.scandir(os.path.join(root, relative))
@@ -219,10 +229,10 @@ def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | Non
     with entries:
         for entry in entries:
             path = f"{relative}/{entry.name}"
-            if not _followed(root, path, entry, problems):
+            if not _followed(root, path, entry, problems, links):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                _scan_tree(root, path, found, problems)
+                _scan_tree(root, path, found, problems, links)
             elif not entry.is_dir():
                 stat = entry.stat()
                 found[path] = (stat.st_mtime_ns, stat.st_size)

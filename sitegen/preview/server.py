@@ -68,7 +68,8 @@ from ..site import Site, load_site
 from ..errors import ContentError, ContentErrors, SiteError, describe_template_error
 from ..live.uploads import describe_size
 from ..live.views import API_PREFIX, insert_before_body_end, preview_only
-from .watch import FileWatcher, Fingerprint, is_ignored
+from ..file_events import is_ignored
+from .watch import FileWatcher, Fingerprint
 
 ENGINE_DIR = Path(__file__).resolve().parent.parent
 SOURCE_FOLDERS = ("content", "templates", "static")

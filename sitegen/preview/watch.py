@@ -22,29 +22,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-# Folders that hold output, local state or other tools' files, never site sources.
-IGNORED_FOLDERS = frozenset({"build", "uploads", "instance", "__pycache__", "node_modules",
-                             "venv", "env", ".venv", ".git", ".hg", ".svn", ".tox"})
-# Editor swap, backup and probe files: vim (.swp, ~, 4913), emacs (#x#, .#x), others.
-SCRATCH_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".pyc")
-# Opened/closed-without-writing events come from reading, which the preview does itself;
-# "attrib" is a touch (a save that changed nothing but the mtime).
-WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed", "attrib"})
-# Events after which the file is whole: written and closed, or renamed into place.
-COMPLETE_EVENTS = frozenset({"closed", "moved", "deleted"})
-
-
-def is_ignored(relative: PurePath) -> bool:
-    """Whether a path, relative to a watched folder, is noise rather than a source."""
-    return any(_is_ignored_folder(part) for part in relative.parts[:-1]) or _is_scratch(relative.name)
-
-
-def _is_ignored_folder(name: str) -> bool:
-    return name in IGNORED_FOLDERS or name.startswith(".")
-
-
-def _is_scratch(name: str) -> bool:
-    return name.startswith((".", "#")) or name.endswith(SCRATCH_SUFFIXES) or name == "4913"
+from ..file_events import QuietWindow, is_ignored, is_ignored_folder, is_scratch, written_paths
 
 
 def _relative_to_any(path: Path, folders: Iterable[Path]) -> PurePath | None:
@@ -78,9 +56,9 @@ class Fingerprint:
             return
         for entry in entries:
             if entry.is_dir():
-                if not _is_ignored_folder(entry.name):
+                if not is_ignored_folder(entry.name):
                     self._scan(entry.path)
-            elif not _is_scratch(entry.name):
+            elif not is_scratch(entry.name):
                 try:
                     self._add(entry.path, entry.stat())
                 except OSError:
@@ -118,9 +96,8 @@ class FileWatcher:
         self.folders = [Path(folder) for folder in folders]
         self.top_level = [Path(folder) for folder in top_level]  # their .py files only, not subfolders
         self.on_batch = on_batch
-        self.quiet, self.settle, self.max_wait = quiet, settle, max_wait
+        self._window = QuietWindow(quiet=quiet, settle=settle, max_wait=max_wait)
         self._pending: set[Path] = set()
-        self._first_event: float | None = None
         self._timer = None
         self._loop: IOLoop | None = None
         self._observer = None
@@ -157,18 +134,14 @@ class FileWatcher:
 
     def _arm(self, paths: list[Path], complete: bool) -> None:
         self._pending.update(paths)
-        now = self._loop.time()
-        if self._first_event is None:
-            self._first_event = now
         if self._timer is not None:
             self._loop.remove_timeout(self._timer)
-        quiet = self.settle if complete else self.quiet
-        deadline = min(now + quiet, self._first_event + self.max_wait)
-        self._timer = self._loop.call_at(deadline, self._flush)
+        self._timer = self._loop.call_at(self._window.note(self._loop.time(), complete), self._flush)
 
     def _flush(self) -> None:
         paths, self._pending = self._pending, set()
-        self._first_event = self._timer = None
+        self._timer = None
+        self._window.close()
         self.on_batch(paths)
 
 
@@ -177,9 +150,6 @@ class _Forwarder(FileSystemEventHandler):
         self.forward = forward
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type not in WRITE_EVENTS:
-            return
-        paths = [Path(os.fsdecode(event.src_path))]
-        if event.dest_path:
-            paths.append(Path(os.fsdecode(event.dest_path)))
-        self.forward(paths, event.event_type in COMPLETE_EVENTS)
+        written = None if event.is_directory else written_paths(event)
+        if written is not None:
+            self.forward([Path(path) for path in written[0]], written[1])

@@ -16,8 +16,8 @@ from sitegen.app import create_app
 from sitegen.content.loader import load_content
 from sitegen.freeze import freeze_site
 from sitegen.site import load_site
-from support import (API_KEY, EXAMPLE, LIVE_PASSWORD, LIVE_USER, PREVIEW_ENV, SITES, PreviewProcess, copy_site,
-                     make_preview_project)
+from support import (API_KEY, EXAMPLE, LIVE_PASSWORD, LIVE_USER, PREVIEW_ENV, SITES, PreviewProcess, WatchProcess,
+                     copy_site, make_preview_project)
 
 
 
@@ -51,6 +51,20 @@ def make_project(tmp_path):
         return copy_site(SITES / name, tmp_path / "project")
 
     return make
+
+
+@pytest.fixture
+def watch_freeze():
+    """Start ``freeze --watch`` on a project (``watch_freeze(root, *options)``); stopped after the test."""
+    started: list[WatchProcess] = []
+
+    def start(root: Path, *args: str) -> WatchProcess:
+        started.append(WatchProcess(root, *args))
+        return started[-1]
+
+    yield start
+    for watcher in started:
+        watcher.kill()
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,11 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
@@ -98,6 +100,54 @@ class PreviewProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+
+
+class WatchProcess:
+    """``python site.py --root ROOT freeze --watch``, its output collected line by line as it comes.
+
+    Started once it says it is watching; ``kill`` (the fixture's finalizer) never leaves it running.
+    """
+
+    def __init__(self, root: Path, *args: str):
+        self.root = root
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze", "--watch", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for stream, lines in ((self.process.stdout, self.out), (self.process.stderr, self.err)):
+            threading.Thread(target=self._collect, args=(stream, lines), daemon=True).start()
+        self.wait_for(lambda: self.watching() >= 1, "the watcher to start")
+
+    @staticmethod
+    def _collect(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def watching(self) -> int:
+        """How many times it said it is watching: once per process it became (a restart says it again)."""
+        return sum(line.startswith("Watching ") for line in self.err)
+
+    def wait_for(self, condition, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"waited for {what}; out: {self.out}; err: {self.err}")
+            time.sleep(0.01)
+
+    def interrupt(self) -> int:
+        """Ctrl-C; its exit status."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
 
 
 PREVIEW_ENV = {"SITE_API_KEY": API_KEY, "SITE_SECRET_KEY": "test-secret-key-0123456789",

@@ -180,7 +180,8 @@ def test_refuses_to_freeze_over_the_project(make_project, dest):
 
 
 USUAL_FREEZES = [["freeze"], ["freeze", "--clean"], ["freeze", "--dest", "out", "--jobs", "2", "--clean"],
-                 ["freeze", "-j", "1", "--base-url", "https://example.org/sub"], ["--root", "ROOT", "freeze"]]
+                 ["freeze", "-j", "1", "--base-url", "https://example.org/sub"], ["--root", "ROOT", "freeze"],
+                 ["freeze", "--watch", "--clean"]]
 LEFT_TO_CLICK = [["freeze", "--help"], ["freeze", "--jobs", "0"], ["freeze", "--jobs", "two"], ["freeze", "--dest=out"],
                  ["freeze", "--base-url", "ftp://example.org/"], ["freeze", "--clean", "--clean"], ["freeze", "--dest"],
                  ["freeze", "--dest", "-x"], ["--root", "MISSING", "freeze"], ["--root", "ROOT"], ["preview"], []]

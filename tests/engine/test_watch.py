@@ -11,7 +11,8 @@ from pathlib import Path, PurePath
 import pytest
 from tornado.ioloop import IOLoop
 
-from sitegen.preview.watch import FileWatcher, Fingerprint, is_ignored
+from sitegen.file_events import is_ignored
+from sitegen.preview.watch import FileWatcher, Fingerprint
 
 
 @pytest.mark.parametrize("path", ["build/index.html", "uploads/a.png", ".git/config", ".venv/x.py",

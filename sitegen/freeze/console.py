@@ -1,0 +1,31 @@
+"""A freeze as the command line shows it: a count of the pages on a terminal while it runs, then one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..site import Site
+from .build import FreezeResult, freeze_site
+
+
+def freeze_and_report(site: Site, dest: Path, *, out: TextIO, err: TextIO, **options: Any) -> FreezeResult:
+    """freeze_site with ``options``, its progress on ``err`` if that is a terminal, its line on ``out``.
+
+    A SiteError goes to the caller, which shows it as one line.
+    """
+    show_progress = err.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if show_progress:
+            err.write(f"\rfreezing: {done}/{total} pages")
+            err.flush()
+
+    try:
+        result = freeze_site(site, dest, progress=progress, **options)
+    finally:
+        if show_progress:  # the count goes, so that what follows starts a clean line
+            err.write("\r\033[K")
+            err.flush()
+    print(result.summary(), file=out, flush=True)
+    return result
