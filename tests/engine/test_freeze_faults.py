@@ -77,7 +77,9 @@ def fail_moves(monkeypatch, fail_at: int, code: int | BaseException, *, undo_fai
 
 
 def leftovers(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.name not in ("site.py", "content", "templates", "static"))
+    """What is in the project besides its sources (and Python's cache of site.py, made when the site loads)."""
+    return sorted(p.name for p in root.iterdir()
+                  if p.name not in ("site.py", "content", "templates", "static", "__pycache__"))
 
 
 @pytest.mark.parametrize(("fail_at", "code"), [(1, errno.EPERM), (3, errno.EXDEV), (5, errno.ENOSPC),
