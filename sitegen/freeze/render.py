@@ -43,6 +43,10 @@ from .linkcheck import page_links
 STATIC_IGNORE = [".?*", "*~", "*.swp", "*.swx", "*.tmp"]
 MAX_PATH_SEGMENT = 200
 PROGRESS_SECONDS = 0.1
+# Pages a share hands over at a time, as it renders them: a share that kept its pages until its end
+# held about 1 KB each (their URLs, files, dependencies and links), and the parent unpickled every
+# share's list at once at the end.
+PAGES_BATCH = 1000
 
 
 def fold_file(file: str) -> str:
@@ -326,11 +330,15 @@ class ShareParse:
 
 @dataclass
 class ShareResult:
-    # (url, file, owner, dependencies, links)
+    # (url, file, owner, dependencies, links) of the pages not yet handed over (see render_share)
     pages: list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
     read: dict[str, bytes] = field(default_factory=dict)  # source -> digest of what was read
+
+
+# Takes a batch of rendered pages, each (url, file, owner, dependencies, links).
+TakePages = Callable[[list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]]], None]
 
 
 def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecords]]:
@@ -392,8 +400,12 @@ def _file_loader(job: Job, kind: str, schema: Any, context: Any) -> Callable[[st
 
 
 def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
-                 tick: Callable[[], None]) -> ShareResult:
-    """Freeze this share's URLs with the records at hand, noting each page's dependencies."""
+                 tick: Callable[[], None], deliver: TakePages) -> ShareResult:
+    """Freeze this share's URLs with the records at hand, noting each page's dependencies.
+
+    Pages go to ``deliver`` in batches as they are rendered; the result
+    holds the last ones.
+    """
     result = ShareResult()
     if not (share.urls or share.records):
         return result
@@ -410,7 +422,7 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
     with cyclic_gc(True):
         while True:
             try:
-                _freeze_into(freezer, share.owners, recorder, result, tick)
+                _freeze_into(freezer, share.owners, recorder, result, tick, deliver)
                 return result
             except Deferred:  # the rest of the share continues below
                 result.deferred.append((freezer.current_url,
@@ -431,7 +443,8 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
                 return result
 
 
-def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick) -> None:
+def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick,
+                 deliver: TakePages) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", FrozenFlaskWarning)
         pages = freezer.freeze_pages()
@@ -443,6 +456,9 @@ def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result
                 recorder.stop()
                 return
             result.pages.append((url, file, freezer.owner or owners.get(url), recorder.stop(), freezer.links))
+            if len(result.pages) >= PAGES_BATCH:
+                deliver(result.pages)
+                result.pages = []
             tick()
 
 
@@ -452,8 +468,8 @@ def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result
 PlanNext = Callable[[list[ShareParse]], list[Share]]
 
 
-def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
-               progress: Callable[[int], None]) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
+def run_rounds(job: Job, first: list[Share], plan_next: PlanNext, progress: Callable[[int], None],
+               take_pages: TakePages) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
     """Render ``first``, then the shares ``plan_next`` makes from what they parsed.
 
     With several workers the next round starts as soon as every worker has
@@ -463,10 +479,11 @@ def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
     one when there is only one first share. The next round's first worker is
     forked with the first ones, and waits for its share: forked later, it
     would count again what this process has taken in from the parses.
+    Rendered pages reach ``take_pages`` in batches as the shares go.
     """
     if len(first) == 1:
-        return _run_here(job, first[0], plan_next, progress)
-    with _Workers(job, progress) as workers:
+        return _run_here(job, first[0], plan_next, progress, take_pages)
+    with _Workers(job, progress, take_pages) as workers:
         for share in first:
             workers.start(share, reports_parse=True)
         waiting = workers.start_waiting(first[0].listed)
@@ -479,23 +496,25 @@ def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
     return parses, results[:len(first)], results[len(first):]
 
 
-def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None]) -> list[ShareResult]:
+def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None],
+               take_pages: TakePages) -> list[ShareResult]:
     """Render shares that need no parsing, each in its own process (in this one when there is only one)."""
     if len(shares) == 1:
-        return [render_share(job, shares[0], parse_share(job, shares[0])[1], _Ticks(progress))]
-    with _Workers(job, progress) as workers:
+        return [render_share(job, shares[0], parse_share(job, shares[0])[1], _Ticks(progress), take_pages)]
+    with _Workers(job, progress, take_pages) as workers:
         for share in shares:
             workers.start(share, reports_parse=False)
         return workers.wait_for_results()
 
 
-def _run_here(job: Job, share: Share, plan_next: PlanNext,
-              progress: Callable[[int], None]) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
+def _run_here(job: Job, share: Share, plan_next: PlanNext, progress: Callable[[int], None],
+              take_pages: TakePages) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
     parsed, collections = parse_share(job, share)
     second = plan_next([parsed])
     ticks = _Ticks(progress)
-    result = render_share(job, share, collections, ticks)
-    return [parsed], [result], run_shares(job, second, lambda done: progress(ticks.done + done)) if second else []
+    result = render_share(job, share, collections, ticks, take_pages)
+    return [parsed], [result], (run_shares(job, second, lambda done: progress(ticks.done + done), take_pages)
+                                if second else [])
 
 
 class _Ticks:
@@ -512,10 +531,10 @@ class _Ticks:
 class _Workers:
     """Forked processes, one per share, each sending what it parsed and then what it rendered."""
 
-    def __init__(self, job: Job, progress: Callable[[int], None]):
+    def __init__(self, job: Job, progress: Callable[[int], None], take_pages: TakePages):
         import multiprocessing  # here: a freeze that renders in one process never needs it
 
-        self.job, self.progress = job, progress
+        self.job, self.progress, self.take_pages = job, progress, take_pages
         self.context = multiprocessing.get_context("fork")
         self.counters: list[Any] = []  # pages rendered, one shared counter per process
         self.processes: list[Any] = []
@@ -585,6 +604,8 @@ class _Workers:
                 raise RuntimeError(f"a freeze worker failed:\n{value}")
             if outcome == "parsed":
                 self.parses[index] = value
+            elif outcome == "pages":
+                self.take_pages(value)
             else:
                 self.results[index] = value
                 del self.receivers[ready]
@@ -618,7 +639,7 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
                 send.send(("ok", ShareResult()))
                 return
         del parsed  # the parent has it: not kept while rendering
-        send.send(("ok", render_share(job, share, collections, tick)))
+        send.send(("ok", render_share(job, share, collections, tick, lambda pages: send.send(("pages", pages)))))
     except SiteError as exc:
         send.send(("failure", exc.format_message()))
     except (ContentError, OSError) as exc:
