@@ -9,6 +9,7 @@ fork; the parent checks paths and missing URL generators once over all URLs.
 from __future__ import annotations
 
 import functools
+import marshal
 import mimetypes
 import os
 import traceback
@@ -345,15 +346,16 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
     """Read this share's records: what the parent needs, and the collections to render with.
 
     The parent gets each record's field digests, never its data; this
-    process keeps the encoded records it parsed and decodes one when a page
-    asks for it. A complete share parses nothing up front: a page that reads
-    a record has its file parsed then (see _file_loader).
+    process keeps the encoded records it parsed, marshalled (about 160 bytes
+    a user instead of 1 KB of objects), and decodes one when a page asks for
+    it. A complete share parses nothing up front: a page that reads a record
+    has its file parsed then (see _file_loader).
     """
     result = ShareParse()
     collections = {}
     racy_after = racy_cutoff()
     context = parse_context(job.site, job.base_url or job.settings.base_url)
-    encoded_by_kind: dict[str, dict[str, tuple]] = {}
+    encoded_by_kind: dict[str, dict[str, bytes]] = {}
     for kind, collection in job.site.collections.items():
         schema = schema_of(collection.model, job.site)
         if share.complete:
@@ -365,19 +367,31 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
             try:
                 data, stat = _read_record_file(job, source)  # read once: for the state and for the parser
                 result.sources[source] = source_entry(stat.st_mtime_ns, stat.st_size, digest(data), racy_after)
-                encoded[slug] = schema.encode(load_record(schema, job.root / source, job.root, context, data))
+                values = schema.encode(load_record(schema, job.root / source, job.root, context, data))
             except ContentError as exc:
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 continue
-            result.parsed.setdefault(kind, {})[slug] = field_digests(encoded[slug])
+            encoded[slug] = marshal.dumps(values)
+            result.parsed.setdefault(kind, {})[slug] = field_digests(values)
         collections[kind] = LazyRecords(encoded, functools.partial(_decode, schema, encoded))
     if not share.complete:
-        result.references = find_references(job.site, encoded_by_kind, encoded=True)
+        result.references = find_references(job.site, {kind: _Unmarshalled(encoded)
+                                                       for kind, encoded in encoded_by_kind.items()}, encoded=True)
     return result, collections
 
 
-def _decode(schema: Any, encoded: dict[str, tuple], slug: str) -> Any:
-    return schema.decode(slug, encoded[slug])
+class _Unmarshalled:
+    """A share's marshalled records as find_references reads them, one unmarshalled at a time."""
+
+    def __init__(self, marshalled: dict[str, bytes]):
+        self.marshalled = marshalled
+
+    def items(self) -> Iterator[tuple[str, tuple]]:
+        return ((slug, marshal.loads(data)) for slug, data in self.marshalled.items())
+
+
+def _decode(schema: Any, encoded: dict[str, bytes], slug: str) -> Any:
+    return schema.decode(slug, marshal.loads(encoded[slug]))
 
 
 def _read_record_file(job: Job, source: str) -> tuple[bytes, os.stat_result]:
