@@ -24,6 +24,7 @@ those. Flask is imported only when some page has to be rendered.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -89,18 +90,25 @@ def freeze_site(
     check_destination(dest, root)
     folders = BuildFolders(dest)
     try:
-        with incremental.cyclic_gc(False), folders.locked():
-            return _freeze(site, dest, folders, started, base_url, progress, jobs, clean)
+        with incremental.cyclic_gc(False), folders.locked(), contextlib.ExitStack() as ending:
+            return _freeze(site, dest, folders, started, base_url, progress, jobs, clean, ending)
     except OSError as exc:  # a full disk, a read-only or immutable folder: one line, never a traceback
         raise SiteError(describe_os_error(exc, dest)) from None
 
 
 def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
-            progress: Callable[[int, int], None] | None, jobs: int | None, clean: bool) -> FreezeResult:
+            progress: Callable[[int, int], None] | None, jobs: int | None, clean: bool,
+            ending: contextlib.ExitStack) -> FreezeResult:
     root = site.root
     folders.recover()
     expected = incremental.fingerprint(root, base_url)
     stored = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
+    jobs = jobs or default_jobs()
+    pool = None
+    if stored is None and jobs > 1:  # every page is rendered: the workers, forked before the scan (see Pool)
+        from . import render
+
+        pool = ending.enter_context(render.Pool(site, jobs + 1))
     scanned = incremental.scan_sources(root, list(site.collections), stat_records=stored is not None)
     changes = incremental.compare_sources(root, scanned, stored.sources if stored else {},
                                           hash_content=stored is not None)
@@ -111,7 +119,7 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
     try:
         folders.start_staging()
         build = Build(site, folders, base_url, expected, stored.load() if stored else None, changes,
-                      jobs or default_jobs(), _throttled(progress))
+                      jobs, _throttled(progress), pool)
         state, written, deleted = build.run()
         if not dest.exists():
             (folders.tree / MARKER).write_text(incremental.MARKER_TEXT)
@@ -154,10 +162,11 @@ class Build:
 
     def __init__(self, site: Site, folders: BuildFolders, base_url: str | None, fingerprint: bytes,
                  previous: State | None, changes: incremental.SourceChanges, jobs: int,
-                 progress: Callable[[int, int], None]):
+                 progress: Callable[[int, int], None], pool: Any = None):
         self.site, self.root = site, site.root
         self.folders, self.base_url, self.fingerprint = folders, base_url, fingerprint
         self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
+        self.pool = pool  # workers forked before the scan (render.Pool), if any
         self.old_pages = previous.pages if previous else {}
         self.old_records = previous.records if previous else {}
         self.old_references = previous.references if previous else {}
@@ -226,7 +235,7 @@ class Build:
         first = self._record_shares(render, slugs, dirty, early)
         _, first_results, second_results = render.run_rounds(
             job, first, plan_listing_round,
-            lambda done: self.progress(done, self.total), self._take_pages)
+            lambda done: self.progress(done, self.total), self._take_pages, self.pool)
         results = first_results + second_results
         _raise_first_failure(results)
 

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from flask import Flask, current_app
@@ -483,7 +483,8 @@ PlanNext = Callable[[list[ShareParse]], list[Share]]
 
 
 def run_rounds(job: Job, first: list[Share], plan_next: PlanNext, progress: Callable[[int], None],
-               take_pages: TakePages) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
+               take_pages: TakePages, pool: Pool | None = None,
+               ) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
     """Render ``first``, then the shares ``plan_next`` makes from what they parsed.
 
     With several workers the next round starts as soon as every worker has
@@ -491,16 +492,17 @@ def run_rounds(job: Job, first: list[Share], plan_next: PlanNext, progress: Call
     every record then take the cores the record pages leave free, instead of
     coming after them. Each share runs in its own forked process, or in this
     one when there is only one first share. The next round's first worker is
-    forked with the first ones, and waits for its share: forked later, it
-    would count again what this process has taken in from the parses.
+    forked with the first ones (or taken from ``pool``), and waits for its
+    share: forked later, it would count again what this process has taken
+    in from the parses.
     Rendered pages reach ``take_pages`` in batches as the shares go.
     """
     if len(first) == 1:
         return _run_here(job, first[0], plan_next, progress, take_pages)
-    with _Workers(job, progress, take_pages) as workers:
+    with _Workers(job, progress, take_pages, pool) as workers:
         for share in first:
             workers.start(share, reports_parse=True)
-        waiting = workers.start_waiting(first[0].listed)
+        waiting = workers.reserve()
         parses = workers.wait_for_parses()
         second = plan_next(parses)
         workers.hand_over(waiting, second[0] if second else None)
@@ -515,7 +517,7 @@ def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None],
     """Render shares that need no parsing, each in its own process (in this one when there is only one)."""
     if len(shares) == 1:
         return [render_share(job, shares[0], parse_share(job, shares[0])[1], _Ticks(progress), take_pages)]
-    with _Workers(job, progress, take_pages) as workers:
+    with _Workers(job, progress, take_pages, None) as workers:
         for share in shares:
             workers.start(share, reports_parse=False)
         return workers.wait_for_results()
@@ -542,15 +544,63 @@ class _Ticks:
         self.progress(self.done)
 
 
+class Pool:
+    """Worker processes that wait for their work on a pipe; more are forked when asked for.
+
+    A clean freeze forks its workers before it scans the sources: forked
+    later, each worker holds the scan and the plan the parent made meanwhile
+    (about 370 bytes a record), and a sum of RSS counts them once per process.
+    """
+
+    def __init__(self, site: Site, count: int = 0):
+        import multiprocessing  # here: a freeze that renders in one process never needs it
+
+        self.site = site
+        self.context = multiprocessing.get_context("fork")
+        self.idle = [self._fork() for _ in range(count)]
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for waiting in self.idle:
+            waiting.work.send(False)  # not needed: it ends without a word
+            waiting.work.close()
+            waiting.results.close()
+            waiting.process.join()
+        self.idle = []
+
+    def take(self) -> _Waiting:
+        return self.idle.pop(0) if self.idle else self._fork()
+
+    def _fork(self) -> _Waiting:
+        counter = self.context.RawValue("q", 0)
+        work, handed = self.context.Pipe(duplex=False)
+        results, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_waiting_worker, args=(self.site, work, handed, counter, send),
+                                       daemon=True)
+        process.start()
+        work.close()
+        send.close()
+        return _Waiting(process, counter, handed, results)
+
+
+class _Waiting(NamedTuple):
+    process: Any
+    counter: Any  # pages rendered, shared with the process
+    work: Any  # where its share goes
+    results: Any  # where what it parsed and rendered comes from
+
+
 class _Workers:
     """Forked processes, one per share, each sending what it parsed and then what it rendered."""
 
-    def __init__(self, job: Job, progress: Callable[[int], None], take_pages: TakePages):
-        import multiprocessing  # here: a freeze that renders in one process never needs it
-
-        self.job, self.progress, self.take_pages = job, progress, take_pages
-        self.context = multiprocessing.get_context("fork")
-        self.counters: list[Any] = []  # pages rendered, one shared counter per process
+    def __init__(self, job: Job, progress: Callable[[int], None], take_pages: TakePages, pool: Pool | None):
+        self.pool = pool or Pool(job.site)
+        self.progress, self.take_pages = progress, take_pages
+        # The job as sent to a worker: the site is the one the worker was forked with, the settings encoded.
+        self.job = replace(job, site=None, settings=_settings_schema(job.site).encode(job.settings))
+        self.counters: list[Any] = []
         self.processes: list[Any] = []
         self.receivers: dict[Any, int] = {}
         self.parses: dict[int, ShareParse] = {}
@@ -567,31 +617,22 @@ class _Workers:
             process.join()
 
     def start(self, share: Share, *, reports_parse: bool) -> None:
-        """Fork a worker for ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
-        self.reporting += reports_parse
-        self._fork(_worker, share, reports_parse)
+        """Have a worker render ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
+        self.hand_over(self.reserve(), share, reports_parse=reports_parse)
 
-    def start_waiting(self, listed: dict[str, list[str]]) -> Any:
-        """Fork a worker that waits for a share of pages that read any record (see hand_over)."""
-        shares, handed = self.context.Pipe(duplex=False)
-        self._fork(_waiting_worker, shares, handed, listed)
-        shares.close()
-        return handed
+    def reserve(self) -> Any:
+        """A worker for a share to come (see hand_over), taken now, before this process takes in more."""
+        waiting = self.pool.take()
+        self.receivers[waiting.results] = len(self.processes)
+        self.processes.append(waiting.process)
+        self.counters.append(waiting.counter)
+        return waiting.work
 
-    def hand_over(self, waiting: Any, share: Share | None) -> None:
-        """Send a waiting worker its share (None: nothing to do); its ``listed`` is what it was forked with."""
-        waiting.send(share and replace(share, listed=None))
-        waiting.close()
-
-    def _fork(self, target: Callable[..., None], *args: Any) -> None:
-        index = len(self.processes)
-        self.counters.append(self.context.RawValue("q", 0))
-        receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=target, args=(self.job, *args, self.counters[index], send), daemon=True)
-        process.start()
-        send.close()
-        self.receivers[receive] = index
-        self.processes.append(process)
+    def hand_over(self, work: Any, share: Share | None, *, reports_parse: bool = False) -> None:
+        """Send a reserved worker its share (None: nothing to do)."""
+        self.reporting += share is not None and reports_parse
+        work.send(share and (self.job, share, reports_parse))
+        work.close()
 
     def wait_for_parses(self) -> list[ShareParse]:
         while len(self.parses) < self.reporting:
@@ -626,19 +667,24 @@ class _Workers:
         self.progress(sum(counter.value for counter in self.counters))
 
 
-def _waiting_worker(job: Job, shares: Any, handed: Any, listed: dict[str, list[str]], counter: Any,
-                    send: Any) -> None:
+def _waiting_worker(site: Site, work: Any, handed: Any, counter: Any, send: Any) -> None:
     handed.close()  # the parent's end, copied by the fork: closed here, the parent's exit ends the wait
     try:
-        share = shares.recv()
+        message = work.recv()
     except EOFError:  # the parent is gone
-        share = None
-    if share is None:
+        message = False
+    work.close()
+    if message is None:
         send.send(("ok", ShareResult()))
-        send.close()
-        return
-    share.listed = listed
-    _worker(job, share, False, counter, send)
+    elif message:
+        job, share, reports_parse = message
+        _worker(replace(job, site=site, settings=_settings_schema(site).decode("site", job.settings)),
+                share, reports_parse, counter, send)
+    send.close()
+
+
+def _settings_schema(site: Site) -> Any:
+    return schema_of(site.settings_model, site)
 
 
 def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any) -> None:
