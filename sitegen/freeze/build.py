@@ -38,6 +38,7 @@ from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, record_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
+from .pages import Pages
 
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
@@ -167,12 +168,12 @@ class Build:
         self.folders, self.base_url, self.fingerprint = folders, base_url, fingerprint
         self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
         self.pool = pool  # workers forked before the scan (render.Pool), if any
-        self.old_pages = previous.pages if previous else {}
+        self.old_pages = previous.pages if previous else Pages()
         self.old_records = previous.records if previous else {}
         self.old_references = previous.references if previous else {}
         self.rendered = 0
         self.total = 0  # pages to render, as far as known yet
-        self.new_pages: dict[str, incremental.Page] = {}  # rendered by this freeze, as the workers send them
+        self.new_pages = Pages()  # rendered by this freeze, as the workers send them
         self.shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple for equal dependencies or links
 
     def run(self) -> tuple[State, list[str], list[str]]:
@@ -189,12 +190,12 @@ class Build:
 
         # Round 1: each worker parses its run of the records and renders their pages, and the listing
         # pages already known to be dirty (a template, the settings, a record added) that show only them.
-        # One pass over the old pages, each a set operation: at 10,000 pages, 5 ms instead of 30 for
-        # a loop over each record's pages. A record page depends on its own file (its owner's).
-        owners = {page[1] for page in self.old_pages.values()}
-        dirty_owners = {page[1] for page in self.old_pages.values() if not changed.isdisjoint(page[2])}
+        # One pass over the old pages, a set operation for each distinct tuple of dependencies. A record
+        # page depends on its own file (its owner's).
+        owners = self.old_pages.owned()
+        dirty_owners = {owner for _, owner in self.old_pages.depending_on(changed) if owner}
         dirty = {kind: set() if name_errors else {  # kind -> slugs whose pages to render
-            slug for slug in names if (kind, slug) in dirty_owners or (kind, slug) not in owners
+            slug for slug in names if (kind, slug) in dirty_owners or slug not in owners.get(kind, ())
             or record_key(kind, slug) in changed}
             for kind, names in slugs.items()}
         early = {} if name_errors else {
@@ -222,9 +223,8 @@ class Build:
             relisted = {}
             if listed_changes:  # record pages that also list records; round 1 did (or deferred) the dirty ones
                 # The test that rejects almost every page first: 86 -> 28 ms at 100,000 users.
-                relisted = {url: owner for url, (_, owner, dependencies, _) in self.old_pages.items()
-                            if not changed.isdisjoint(dependencies) and owner and owner[1] not in dirty[owner[0]]
-                            and owner[1] in records[owner[0]]}
+                relisted = {url: owner for url, owner in self.old_pages.depending_on(changed)
+                            if owner and owner[1] not in dirty[owner[0]] and owner[1] in records[owner[0]]}
             listed_early = {url for pages in early.values() for url in pages.values()}
             second = list(relisted) + [url for url in others
                                        if url not in listed_early and self._dirty(url, changed)]
@@ -250,16 +250,15 @@ class Build:
         for result in results:
             self._take_pages(result.pages)
             result.pages = []  # now in new_pages
-        new_pages, self.new_pages = self.new_pages, {}
+        new_pages, self.new_pages = self.new_pages, Pages()
         pages = new_pages
         if self.old_pages:
-            pages = {url: page for url, page in self.old_pages.items()
-                     if (page[1][1] in records.get(page[1][0], ()) if page[1] else url in others)}
-            pages.update(new_pages)
-        written, rendered = [page[0] for page in new_pages.values()], list(new_pages)
+            pages = self.old_pages.kept(records, others)
+            pages.update(new_pages.items())
+        written, rendered = list(new_pages.files()), list(new_pages)
         if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
-            render.check_collisions(page[0] for page in pages.values())
-        deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
+            render.check_collisions(pages.files())
+        deleted = self.old_pages.files_gone_from(pages)
         # The last build had no broken link (one stops the freeze before its commit): unless a file is
         # gone, only the pages rendered now can have one. At 10,000 pages, 1 ms instead of 12.
         checked = None if self.previous is None or deleted else rendered
@@ -298,7 +297,7 @@ class Build:
         shared within what it dumps: with the last state still held, dumping
         the new one after a one-bio edit at 10,000 users took 25 ms instead of 16.
         """
-        self.previous, self.old_pages, self.old_records, self.old_references = None, {}, {}, {}
+        self.previous, self.old_pages, self.old_records, self.old_references = None, Pages(), {}, {}
 
     # ------------------------------------------------------------ what changed
 
