@@ -97,7 +97,9 @@ class ShareFreezer(CheckedFreezer):
         register_record_generators(self, record_routes(app), records, on_page=self._note_owner)
         self.pending = iter(urls)
         self.links: tuple[str, ...] = ()  # what the page just built links to (see linkcheck.py)
-        self._folders: set[str] = set()  # made by this freezer
+        # The folder of the last page: most pages have a folder of their own, so remembering every
+        # folder made cost about 140 bytes a page and spared few calls.
+        self._folder = ""
 
         @self.register_generator
         def share():
@@ -158,14 +160,14 @@ class ShareFreezer(CheckedFreezer):
                               f"does not match Content-Type: {page.content_type}", MimetypeMismatchWarning)
         path = os.path.join(self.root, file)
         folder = os.path.dirname(path)
-        if folder not in self._folders:
+        if folder != self._folder:
             try:
                 os.mkdir(folder)  # its parent usually exists: one call instead of makedirs' stat and mkdir
             except FileNotFoundError:
                 os.makedirs(folder, exist_ok=True)
             except FileExistsError:
                 pass
-            self._folders.add(folder)
+            self._folder = folder
         _write_file(path, page.data)
         return file
 
