@@ -113,6 +113,7 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
     scanned = incremental.scan_sources(root, list(site.collections), stat_records=stored is not None)
     changes = incremental.compare_sources(root, scanned, stored.sources if stored else {},
                                           hash_content=stored is not None)
+    del scanned  # in changes.sources now; its table alone is 40 MB at a million records
     if stored is not None and not changes.any():
         if changes.sources != stored.sources:  # files touched but not edited: remember their new times
             folders.save_sources(stored, changes.sources)
@@ -233,6 +234,8 @@ class Build:
             return self._listing_shares(render, second, relisted, slugs, 1 if len(first) > 1 else self.jobs)
 
         first = self._record_shares(render, slugs, dirty, early)
+        if not self.old_pages:  # no page to list again (plan_listing_round): every slug, 40 MB at a million
+            dirty.clear()
         _, first_results, second_results = render.run_rounds(
             job, first, plan_listing_round,
             lambda done: self.progress(done, self.total), self._take_pages, self.pool)
