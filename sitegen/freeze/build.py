@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..content.model import base_path_of
 from ..errors import ContentError, ContentErrors, SiteError, describe_os_error
@@ -39,6 +39,9 @@ from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, record_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
 from .pages import Pages
+
+if TYPE_CHECKING:  # render imports Flask, which a freeze with nothing to do never needs
+    from .render import Pool
 
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
@@ -164,11 +167,11 @@ class Build:
 
     def __init__(self, site: Site, folders: BuildFolders, base_url: str | None, fingerprint: bytes,
                  previous: State | None, changes: incremental.SourceChanges, jobs: int,
-                 progress: Callable[[int, int], None], pool: Any = None):
+                 progress: Callable[[int, int], None], pool: Pool | None = None):
         self.site, self.root = site, site.root
         self.folders, self.base_url, self.fingerprint = folders, base_url, fingerprint
         self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
-        self.pool = pool  # workers forked before the scan (render.Pool), if any
+        self.pool = pool  # workers forked before the scan, if any
         self.old_pages = previous.pages if previous else Pages()
         self.old_records = previous.records if previous else {}
         self.old_references = previous.references if previous else {}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
+from sitegen.errors import SiteError
 from sitegen.freeze import build, freeze_site, incremental
 from sitegen.freeze.pages import Pages
 
@@ -99,3 +102,15 @@ def test_a_freeze_stores_each_page_as_its_worker_reported_it(make_project, monke
     stored = incremental.BuildFolders(root / "build").load_state(incremental.fingerprint(root, None)).load()
     assert stored.pages.columns  # record pages were stored by route
     assert {url: page[:2] for url, page in stored.pages.items()} == reported
+
+
+def test_the_workers_forked_before_the_scan_end_with_the_freeze_whatever_it_did(make_project):
+    import multiprocessing
+
+    root = make_project()
+    freeze_site(root, root / "small", jobs=3)  # too few pages to share out: no worker gets work
+    assert multiprocessing.active_children() == []
+    (root / "content/users/outside.yaml").symlink_to("/etc/hostname")
+    with pytest.raises(SiteError, match="outside the project"):  # the scan stops the freeze
+        freeze_site(root, root / "refused", jobs=3)
+    assert multiprocessing.active_children() == []
