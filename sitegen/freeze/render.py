@@ -670,6 +670,7 @@ class _Workers:
 
 
 def _waiting_worker(site: Site, work: Any, handed: Any, counter: Any, send: Any) -> None:
+    """Wait for (job, share, reports_parse) and do it; None: nothing to do, said so; False: not needed."""
     handed.close()  # the parent's end, copied by the fork: closed here, the parent's exit ends the wait
     try:
         message = work.recv()
