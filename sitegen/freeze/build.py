@@ -24,12 +24,13 @@ those. Flask is imported only when some page has to be rendered.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..content.model import base_path_of
 from ..errors import ContentError, ContentErrors, SiteError, describe_os_error
@@ -37,6 +38,10 @@ from ..site import Site, load_site
 from . import incremental
 from .dependencies import ANY_TEMPLATE, SITE, field_key, members_key, record_key, static_link_key
 from .incremental import MARKER, BuildFolders, State
+from .pages import Pages
+
+if TYPE_CHECKING:  # render imports Flask, which a freeze with nothing to do never needs
+    from .render import Pool
 
 # Below this many pages and files to parse, one process is faster than forking.
 PARALLEL_MIN = 64
@@ -101,22 +106,29 @@ def freeze_site(
     check_destination(dest, root)
     build_folders = folders(dest)
     try:
-        with incremental.cyclic_gc(False), build_folders.locked():
-            return _freeze(site, dest, build_folders, started, base_url, progress, jobs, clean, scan)
+        with incremental.cyclic_gc(False), build_folders.locked(), contextlib.ExitStack() as ending:
+            return _freeze(site, dest, build_folders, started, base_url, progress, jobs, clean, scan, ending)
     except OSError as exc:  # a full disk, a read-only or immutable folder: one line, never a traceback
         raise SiteError(describe_os_error(exc, dest)) from None
 
 
 def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_url: str | None,
             progress: Callable[[int, int], None] | None, jobs: int | None, clean: bool,
-            scan: Callable[..., dict[str, tuple[int, int] | None]]) -> FreezeResult:
+            scan: Callable[..., dict[str, tuple[int, int] | None]], ending: contextlib.ExitStack) -> FreezeResult:
     root = site.root
     folders.recover()
     expected = incremental.fingerprint(root, base_url)
     stored = None if clean or not (dest / MARKER).is_file() else folders.load_state(expected)
+    jobs = jobs or default_jobs()
+    pool = None
+    if stored is None and jobs > 1:  # every page is rendered: the workers, forked before the scan (see Pool)
+        from . import render
+
+        pool = ending.enter_context(render.Pool(site, jobs + 1))
     scanned = scan(root, list(site.collections), stat_records=stored is not None)
     changes = incremental.compare_sources(root, scanned, stored.sources if stored else {},
                                           hash_content=stored is not None)
+    del scanned  # in changes.sources now; its table alone is 40 MB at a million records
     if stored is not None and not changes.any():
         if changes.sources != stored.sources:  # files touched but not edited: remember their new times
             folders.save_sources(stored, changes.sources)
@@ -124,7 +136,7 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
     try:
         folders.start_staging()
         build = Build(site, folders, base_url, expected, stored.load() if stored else None, changes,
-                      jobs or default_jobs(), _throttled(progress))
+                      jobs, _throttled(progress), pool)
         state, written, deleted = build.run()
         if not dest.exists():
             (folders.tree / MARKER).write_text(incremental.MARKER_TEXT)
@@ -167,15 +179,18 @@ class Build:
 
     def __init__(self, site: Site, folders: BuildFolders, base_url: str | None, fingerprint: bytes,
                  previous: State | None, changes: incremental.SourceChanges, jobs: int,
-                 progress: Callable[[int, int], None]):
+                 progress: Callable[[int, int], None], pool: Pool | None = None):
         self.site, self.root = site, site.root
         self.folders, self.base_url, self.fingerprint = folders, base_url, fingerprint
         self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
-        self.old_pages = previous.pages if previous else {}
+        self.pool = pool  # workers forked before the scan, if any
+        self.old_pages = previous.pages if previous else Pages()
         self.old_records = previous.records if previous else {}
         self.old_references = previous.references if previous else {}
         self.rendered = 0
         self.total = 0  # pages to render, as far as known yet
+        self.new_pages = Pages()  # rendered by this freeze, as the workers send them
+        self.shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple for equal dependencies or links
 
     def run(self) -> tuple[State, list[str], list[str]]:
         from . import render  # Flask, only now that something has to be rendered
@@ -191,12 +206,12 @@ class Build:
 
         # Round 1: each worker parses its run of the records and renders their pages, and the listing
         # pages already known to be dirty (a template, the settings, a record added) that show only them.
-        # One pass over the old pages, each a set operation: at 10,000 pages, 5 ms instead of 30 for
-        # a loop over each record's pages. A record page depends on its own file (its owner's).
-        owners = {page[1] for page in self.old_pages.values()}
-        dirty_owners = {page[1] for page in self.old_pages.values() if not changed.isdisjoint(page[2])}
+        # One pass over the old pages, a set operation for each distinct tuple of dependencies. A record
+        # page depends on its own file (its owner's).
+        owners = self.old_pages.owned()
+        dirty_owners = {owner for _, owner in self.old_pages.depending_on(changed) if owner}
         dirty = {kind: set() if name_errors else {  # kind -> slugs whose pages to render
-            slug for slug in names if (kind, slug) in dirty_owners or (kind, slug) not in owners
+            slug for slug in names if (kind, slug) in dirty_owners or slug not in owners.get(kind, ())
             or record_key(kind, slug) in changed}
             for kind, names in slugs.items()}
         early = {} if name_errors else {
@@ -224,9 +239,8 @@ class Build:
             relisted = {}
             if listed_changes:  # record pages that also list records; round 1 did (or deferred) the dirty ones
                 # The test that rejects almost every page first: 86 -> 28 ms at 100,000 users.
-                relisted = {url: owner for url, (_, owner, dependencies, _) in self.old_pages.items()
-                            if not changed.isdisjoint(dependencies) and owner and owner[1] not in dirty[owner[0]]
-                            and owner[1] in records[owner[0]]}
+                relisted = {url: owner for url, owner in self.old_pages.depending_on(changed)
+                            if owner and owner[1] not in dirty[owner[0]] and owner[1] in records[owner[0]]}
             listed_early = {url for pages in early.values() for url in pages.values()}
             second = list(relisted) + [url for url in others
                                        if url not in listed_early and self._dirty(url, changed)]
@@ -235,42 +249,34 @@ class Build:
             return self._listing_shares(render, second, relisted, slugs, 1 if len(first) > 1 else self.jobs)
 
         first = self._record_shares(render, slugs, dirty, early)
+        if not self.old_pages:  # no page to list again (plan_listing_round): every slug, 40 MB at a million
+            dirty.clear()
         _, first_results, second_results = render.run_rounds(
             job, first, plan_listing_round,
-            lambda done: self.progress(done, self.total))
+            lambda done: self.progress(done, self.total), self._take_pages, self.pool)
         results = first_results + second_results
         _raise_first_failure(results)
 
         # Round 3: pages that needed records their worker did not hold (round 1 deferred them).
         deferred = dict(deferred for result in first_results for deferred in result.deferred)
         if deferred:
-            done = sum(len(result.pages) for result in results)
+            done = len(self.new_pages) + sum(len(result.pages) for result in results)
             self.total += len(deferred)
             results += self._run(render, job, self._listing_shares(render, list(deferred), deferred, slugs,
                                                                    self.jobs), done, self.total)
 
-        pages = {url: page for url, page in self.old_pages.items()
-                 if (page[1][1] in records.get(page[1][0], ()) if page[1] else url in others)}
-        written, rendered = [], []
-        shared: dict[tuple[str, ...], tuple[str, ...]] = {}
         for result in results:
-            for url, file, owner, dependencies, links in result.pages:
-                # Without the page itself (its canonical link), most pages link to the same files, and
-                # without its own record (implied by its owner), most record pages read the same files:
-                # one shared tuple each, which the state then stores once (5.1 MB -> 4.7 MB at 10,000
-                # pages for the links).
-                links = tuple(sys.intern(link) for link in links if link != file)
-                if owner:
-                    own = record_key(*owner)
-                    dependencies = tuple(dependency for dependency in dependencies if dependency != own)
-                pages[url] = (file, owner, shared.setdefault(dependencies, dependencies),
-                              shared.setdefault(links, links))
-                written.append(file)
-                rendered.append(url)
-            result.pages = []  # now in pages
+            self._take_pages(result.pages)
+            result.pages = []  # now in new_pages
+        new_pages, self.new_pages = self.new_pages, Pages()
+        pages = new_pages
+        if self.old_pages:
+            pages = self.old_pages.kept(records, others)
+            pages.update(new_pages.items())
+        written, rendered = list(new_pages.files()), list(new_pages)
         if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
-            render.check_collisions(page[0] for page in pages.values())
-        deleted = [page[0] for url, page in self.old_pages.items() if url not in pages]
+            render.check_collisions(pages.files())
+        deleted = self.old_pages.files_gone_from(pages)
         # The last build had no broken link (one stops the freeze before its commit): unless a file is
         # gone, only the pages rendered now can have one. At 10,000 pages, 1 ms instead of 12.
         checked = None if self.previous is None or deleted else rendered
@@ -285,6 +291,23 @@ class Build:
                       pages)
         return state, written, deleted
 
+    def _take_pages(self, batch: list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]]) -> None:
+        """Keep a batch of rendered pages as the state stores them, as they arrive.
+
+        Without the page itself (its canonical link), most pages link to the
+        same files, and without its own record (implied by its owner), most
+        record pages read the same files: one shared tuple each, which the
+        state then stores once (5.1 MB -> 4.7 MB at 10,000 pages for the links).
+        """
+        shared = self.shared
+        for url, file, owner, dependencies, links in batch:
+            links = tuple(sys.intern(link) for link in links if link != file)
+            if owner:
+                own = record_key(*owner)
+                dependencies = tuple(dependency for dependency in dependencies if dependency != own)
+            self.new_pages[url] = (file, owner, shared.setdefault(dependencies, dependencies),
+                                   shared.setdefault(links, links))
+
     def drop_previous(self) -> None:
         """Let go of the last state, whose objects the new one shares.
 
@@ -292,7 +315,7 @@ class Build:
         shared within what it dumps: with the last state still held, dumping
         the new one after a one-bio edit at 10,000 users took 25 ms instead of 16.
         """
-        self.previous, self.old_pages, self.old_records, self.old_references = None, {}, {}, {}
+        self.previous, self.old_pages, self.old_records, self.old_references = None, Pages(), {}, {}
 
     # ------------------------------------------------------------ what changed
 
@@ -442,7 +465,8 @@ class Build:
         return [render.Share({}, urls[index::count], owners, {}, slugs, complete=True) for index in range(count)]
 
     def _run(self, render: Any, job: Any, shares: list[Any], done_before: int, total: int) -> list[Any]:
-        results = render.run_shares(job, shares, lambda done: self.progress(done_before + done, total))
+        results = render.run_shares(job, shares, lambda done: self.progress(done_before + done, total),
+                                    self._take_pages)
         _raise_first_failure(results)
         return results
 

@@ -53,13 +53,14 @@ from typing import Any, NamedTuple
 from ..content.model import Records
 from ..errors import SiteError, describe_os_error
 from ..links import OUTSIDE_LINK, followed_link, leads_outside
+from .pages import Pages
 
 try:  # hashlib's own blake2b, without the OpenSSL bindings importing hashlib loads (5 ms of CPU per run)
     from _blake2 import blake2b
 except ImportError:  # a Python built without its own hash functions
     from hashlib import blake2b
 
-STATE_VERSION = 5
+STATE_VERSION = 6
 HEAD_LENGTH_BYTES = 8  # the state file starts with the length of its head
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"  # the journal of a commit that is ready to apply
@@ -77,9 +78,6 @@ SOURCE_FOLDERS = ("templates", "static")
 LIBRARIES = ("flask", "werkzeug", "jinja2", "flask_frozen", "yaml", "pydantic", "markdown_it")
 
 Sources = dict[str, tuple[int, int, bytes]]
-# (file relative to the build, owner (kind, slug) or None, dependencies besides the owner's file,
-#  files of the build it links to)
-Page = tuple[str, Any, tuple[str, ...], tuple[str, ...]]
 
 
 @contextlib.contextmanager
@@ -387,7 +385,7 @@ class LazyRecords(Records):
 class State:
     def __init__(self, fingerprint: bytes, sources: Sources, site: tuple | None,
                  records: dict[str, dict[str, bytes]], references: dict[str, dict[str, list]],
-                 pages: dict[str, Page]):
+                 pages: Pages):
         self.fingerprint, self.sources, self.site = fingerprint, sources, site
         self.records = records  # kind -> slug -> field_digests, in file-name order
         self.references = references  # kind -> slug -> its references (loader.find_references)
@@ -395,7 +393,7 @@ class State:
 
     def dump(self) -> bytes:
         return state_file(self.fingerprint, self.sources, len(self.pages),
-                          marshal.dumps((self.site, self.records, self.references, self.pages)))
+                          marshal.dumps((self.site, self.records, self.references, *self.pages.dumped())))
 
 
 def state_file(fingerprint: bytes, sources: Sources, page_count: int, rest: bytes) -> bytes:
@@ -419,8 +417,8 @@ class StoredState(NamedTuple):
             return file.read()
 
     def load(self) -> State:
-        site, records, references, pages = marshal.loads(self.rest())
-        return State(self.fingerprint, self.sources, site, records, references, pages)
+        site, records, references, whole, columns = marshal.loads(self.rest())
+        return State(self.fingerprint, self.sources, site, records, references, Pages(whole, columns))
 
 
 class BuildFolders:

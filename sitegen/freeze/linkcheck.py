@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from ..content.model import base_path_of
 from .dependencies import record_key
+from .pages import Pages
 
 # An href or src attribute after a space, as Jinja templates write them. A pattern that starts
 # with a literal runs 2-3 times as fast as one that starts with \s (measured, 2 KB pages).
@@ -93,16 +94,28 @@ def _base(base_url: str) -> tuple[str, str, str]:
     return base.netloc, f"{base.scheme}://{base.netloc}", base_path_of(base_url)
 
 
-def broken_links(pages: Mapping[str, tuple], root: Path, base_path: str,
-                 only: Iterable[str] | None = None) -> list[str]:
-    """One line per broken link of the build ``pages`` describes (url -> (file, owner, dependencies, links)),
-    on every page or ``only`` on those; a page depends on its owner's file too (see incremental.Page)."""
-    files = {page[0] for page in pages.values()}
+def broken_links(pages: Pages, root: Path, base_path: str, only: Iterable[str] | None = None) -> list[str]:
+    """One line per broken link of the build ``pages`` describes, on every page or ``only`` on those;
+    a page depends on its owner's file too (see pages.Page).
+
+    The pages of a route mostly share one tuple of links: each tuple is
+    checked once, and only the pages with a broken link are sorted.
+    """
+    whole_files = {page[0] for page in pages.whole.values()}
+    broken: dict[int, bool] = {}  # id of a tuple of links -> whether one of them is broken
+    found = []
+    for url, page in (pages.items() if only is None else ((url, pages[url]) for url in only)):
+        links = page[3]
+        bad = broken.get(id(links))
+        if bad is None:
+            bad = broken[id(links)] = not all(pages.has_file(target, whole_files) for target in links)
+        if bad:
+            found.append(url)
     problems = []
-    for url in sorted(pages if only is None else only):
+    for url in sorted(found):
         file, owner, dependencies, links = pages[url]
         for target in links:
-            if target in files:
+            if pages.has_file(target, whole_files):
                 continue
             shown = target if target.startswith("/") else base_path + target.removesuffix("index.html")
             problem = ("leads out of the site's base path " + base_path if target.startswith("/")

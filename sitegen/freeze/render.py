@@ -9,6 +9,7 @@ fork; the parent checks paths and missing URL generators once over all URLs.
 from __future__ import annotations
 
 import functools
+import marshal
 import mimetypes
 import os
 import traceback
@@ -17,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from flask import Flask, current_app
@@ -43,6 +44,10 @@ from .linkcheck import page_links
 STATIC_IGNORE = [".?*", "*~", "*.swp", "*.swx", "*.tmp"]
 MAX_PATH_SEGMENT = 200
 PROGRESS_SECONDS = 0.1
+# Pages a share hands over at a time, as it renders them: a share that kept its pages until its end
+# held about 1 KB each (their URLs, files, dependencies and links), and the parent unpickled every
+# share's list at once at the end.
+PAGES_BATCH = 1000
 
 
 def fold_file(file: str) -> str:
@@ -92,7 +97,9 @@ class ShareFreezer(CheckedFreezer):
         register_record_generators(self, record_routes(app), records, on_page=self._note_owner)
         self.pending = iter(urls)
         self.links: tuple[str, ...] = ()  # what the page just built links to (see linkcheck.py)
-        self._folders: set[str] = set()  # made by this freezer
+        # The folder of the last page: most pages have a folder of their own, so remembering every
+        # folder made cost about 140 bytes a page and spared few calls.
+        self._folder = ""
 
         @self.register_generator
         def share():
@@ -153,14 +160,14 @@ class ShareFreezer(CheckedFreezer):
                               f"does not match Content-Type: {page.content_type}", MimetypeMismatchWarning)
         path = os.path.join(self.root, file)
         folder = os.path.dirname(path)
-        if folder not in self._folders:
+        if folder != self._folder:
             try:
                 os.mkdir(folder)  # its parent usually exists: one call instead of makedirs' stat and mkdir
             except FileNotFoundError:
                 os.makedirs(folder, exist_ok=True)
             except FileExistsError:
                 pass
-            self._folders.add(folder)
+            self._folder = folder
         _write_file(path, page.data)
         return file
 
@@ -326,26 +333,31 @@ class ShareParse:
 
 @dataclass
 class ShareResult:
-    # (url, file, owner, dependencies, links)
+    # (url, file, owner, dependencies, links) of the pages not yet handed over (see render_share)
     pages: list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     deferred: list[tuple[str, Any]] = field(default_factory=list)  # (url, owner)
     failure: str | None = None
     read: dict[str, bytes] = field(default_factory=dict)  # source -> digest of what was read
 
 
+# Takes a batch of rendered pages, each (url, file, owner, dependencies, links).
+TakePages = Callable[[list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]]], None]
+
+
 def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecords]]:
     """Read this share's records: what the parent needs, and the collections to render with.
 
     The parent gets each record's field digests, never its data; this
-    process keeps the encoded records it parsed and decodes one when a page
-    asks for it. A complete share parses nothing up front: a page that reads
-    a record has its file parsed then (see _file_loader).
+    process keeps the encoded records it parsed, marshalled (about 160 bytes
+    a user instead of 1 KB of objects), and decodes one when a page asks for
+    it. A complete share parses nothing up front: a page that reads a record
+    has its file parsed then (see _file_loader).
     """
     result = ShareParse()
     collections = {}
     racy_after = racy_cutoff()
     context = parse_context(job.site, job.base_url or job.settings.base_url)
-    encoded_by_kind: dict[str, dict[str, tuple]] = {}
+    encoded_by_kind: dict[str, dict[str, bytes]] = {}
     for kind, collection in job.site.collections.items():
         schema = schema_of(collection.model, job.site)
         if share.complete:
@@ -357,19 +369,31 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
             try:
                 data, stat = _read_record_file(job, source)  # read once: for the state and for the parser
                 result.sources[source] = source_entry(stat.st_mtime_ns, stat.st_size, digest(data), racy_after)
-                encoded[slug] = schema.encode(load_record(schema, job.root / source, job.root, context, data))
+                values = schema.encode(load_record(schema, job.root / source, job.root, context, data))
             except ContentError as exc:
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 continue
-            result.parsed.setdefault(kind, {})[slug] = field_digests(encoded[slug])
+            encoded[slug] = marshal.dumps(values)
+            result.parsed.setdefault(kind, {})[slug] = field_digests(values)
         collections[kind] = LazyRecords(encoded, functools.partial(_decode, schema, encoded))
     if not share.complete:
-        result.references = find_references(job.site, encoded_by_kind, encoded=True)
+        result.references = find_references(job.site, {kind: _Unmarshalled(encoded)
+                                                       for kind, encoded in encoded_by_kind.items()}, encoded=True)
     return result, collections
 
 
-def _decode(schema: Any, encoded: dict[str, tuple], slug: str) -> Any:
-    return schema.decode(slug, encoded[slug])
+class _Unmarshalled:
+    """A share's marshalled records as find_references reads them, one unmarshalled at a time."""
+
+    def __init__(self, marshalled: dict[str, bytes]):
+        self.marshalled = marshalled
+
+    def items(self) -> Iterator[tuple[str, tuple]]:
+        return ((slug, marshal.loads(data)) for slug, data in self.marshalled.items())
+
+
+def _decode(schema: Any, encoded: dict[str, bytes], slug: str) -> Any:
+    return schema.decode(slug, marshal.loads(encoded[slug]))
 
 
 def _read_record_file(job: Job, source: str) -> tuple[bytes, os.stat_result]:
@@ -392,8 +416,12 @@ def _file_loader(job: Job, kind: str, schema: Any, context: Any) -> Callable[[st
 
 
 def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
-                 tick: Callable[[], None]) -> ShareResult:
-    """Freeze this share's URLs with the records at hand, noting each page's dependencies."""
+                 tick: Callable[[], None], deliver: TakePages) -> ShareResult:
+    """Freeze this share's URLs with the records at hand, noting each page's dependencies.
+
+    Pages go to ``deliver`` in batches as they are rendered; the result
+    holds the last ones.
+    """
     result = ShareResult()
     if not (share.urls or share.records):
         return result
@@ -410,7 +438,7 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
     with cyclic_gc(True):
         while True:
             try:
-                _freeze_into(freezer, share.owners, recorder, result, tick)
+                _freeze_into(freezer, share.owners, recorder, result, tick, deliver)
                 return result
             except Deferred:  # the rest of the share continues below
                 result.deferred.append((freezer.current_url,
@@ -431,7 +459,8 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
                 return result
 
 
-def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick) -> None:
+def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick,
+                 deliver: TakePages) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", FrozenFlaskWarning)
         pages = freezer.freeze_pages()
@@ -443,6 +472,9 @@ def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result
                 recorder.stop()
                 return
             result.pages.append((url, file, freezer.owner or owners.get(url), recorder.stop(), freezer.links))
+            if len(result.pages) >= PAGES_BATCH:
+                deliver(result.pages)
+                result.pages = []
             tick()
 
 
@@ -452,8 +484,9 @@ def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result
 PlanNext = Callable[[list[ShareParse]], list[Share]]
 
 
-def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
-               progress: Callable[[int], None]) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
+def run_rounds(job: Job, first: list[Share], plan_next: PlanNext, progress: Callable[[int], None],
+               take_pages: TakePages, pool: Pool | None = None,
+               ) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
     """Render ``first``, then the shares ``plan_next`` makes from what they parsed.
 
     With several workers the next round starts as soon as every worker has
@@ -461,15 +494,17 @@ def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
     every record then take the cores the record pages leave free, instead of
     coming after them. Each share runs in its own forked process, or in this
     one when there is only one first share. The next round's first worker is
-    forked with the first ones, and waits for its share: forked later, it
-    would count again what this process has taken in from the parses.
+    forked with the first ones (or taken from ``pool``), and waits for its
+    share: forked later, it would count again what this process has taken
+    in from the parses.
+    Rendered pages reach ``take_pages`` in batches as the shares go.
     """
     if len(first) == 1:
-        return _run_here(job, first[0], plan_next, progress)
-    with _Workers(job, progress) as workers:
+        return _run_here(job, first[0], plan_next, progress, take_pages)
+    with _Workers(job, progress, take_pages, pool) as workers:
         for share in first:
             workers.start(share, reports_parse=True)
-        waiting = workers.start_waiting(first[0].listed)
+        waiting = workers.reserve()
         parses = workers.wait_for_parses()
         second = plan_next(parses)
         workers.hand_over(waiting, second[0] if second else None)
@@ -479,23 +514,25 @@ def run_rounds(job: Job, first: list[Share], plan_next: PlanNext,
     return parses, results[:len(first)], results[len(first):]
 
 
-def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None]) -> list[ShareResult]:
+def run_shares(job: Job, shares: list[Share], progress: Callable[[int], None],
+               take_pages: TakePages) -> list[ShareResult]:
     """Render shares that need no parsing, each in its own process (in this one when there is only one)."""
     if len(shares) == 1:
-        return [render_share(job, shares[0], parse_share(job, shares[0])[1], _Ticks(progress))]
-    with _Workers(job, progress) as workers:
+        return [render_share(job, shares[0], parse_share(job, shares[0])[1], _Ticks(progress), take_pages)]
+    with _Workers(job, progress, take_pages, None) as workers:
         for share in shares:
             workers.start(share, reports_parse=False)
         return workers.wait_for_results()
 
 
-def _run_here(job: Job, share: Share, plan_next: PlanNext,
-              progress: Callable[[int], None]) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
+def _run_here(job: Job, share: Share, plan_next: PlanNext, progress: Callable[[int], None],
+              take_pages: TakePages) -> tuple[list[ShareParse], list[ShareResult], list[ShareResult]]:
     parsed, collections = parse_share(job, share)
     second = plan_next([parsed])
     ticks = _Ticks(progress)
-    result = render_share(job, share, collections, ticks)
-    return [parsed], [result], run_shares(job, second, lambda done: progress(ticks.done + done)) if second else []
+    result = render_share(job, share, collections, ticks, take_pages)
+    return [parsed], [result], (run_shares(job, second, lambda done: progress(ticks.done + done), take_pages)
+                                if second else [])
 
 
 class _Ticks:
@@ -509,15 +546,63 @@ class _Ticks:
         self.progress(self.done)
 
 
+class Pool:
+    """Worker processes that wait for their work on a pipe; more are forked when asked for.
+
+    A clean freeze forks its workers before it scans the sources: forked
+    later, each worker holds the scan and the plan the parent made meanwhile
+    (about 370 bytes a record), and a sum of RSS counts them once per process.
+    """
+
+    def __init__(self, site: Site, count: int = 0):
+        import multiprocessing  # here: a freeze that renders in one process never needs it
+
+        self.site = site
+        self.context = multiprocessing.get_context("fork")
+        self.idle = [self._fork() for _ in range(count)]
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for waiting in self.idle:
+            waiting.work.send(False)  # not needed: it ends without a word
+            waiting.work.close()
+            waiting.results.close()
+            waiting.process.join()
+        self.idle = []
+
+    def take(self) -> _Waiting:
+        return self.idle.pop(0) if self.idle else self._fork()
+
+    def _fork(self) -> _Waiting:
+        counter = self.context.RawValue("q", 0)
+        work, handed = self.context.Pipe(duplex=False)
+        results, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_waiting_worker, args=(self.site, work, handed, counter, send),
+                                       daemon=True)
+        process.start()
+        work.close()
+        send.close()
+        return _Waiting(process, counter, handed, results)
+
+
+class _Waiting(NamedTuple):
+    process: Any
+    counter: Any  # pages rendered, shared with the process
+    work: Any  # where its share goes
+    results: Any  # where what it parsed and rendered comes from
+
+
 class _Workers:
     """Forked processes, one per share, each sending what it parsed and then what it rendered."""
 
-    def __init__(self, job: Job, progress: Callable[[int], None]):
-        import multiprocessing  # here: a freeze that renders in one process never needs it
-
-        self.job, self.progress = job, progress
-        self.context = multiprocessing.get_context("fork")
-        self.counters: list[Any] = []  # pages rendered, one shared counter per process
+    def __init__(self, job: Job, progress: Callable[[int], None], take_pages: TakePages, pool: Pool | None):
+        self.pool = pool or Pool(job.site)
+        self.progress, self.take_pages = progress, take_pages
+        # The job as sent to a worker: the site is the one the worker was forked with, the settings encoded.
+        self.job = replace(job, site=None, settings=_settings_schema(job.site).encode(job.settings))
+        self.counters: list[Any] = []
         self.processes: list[Any] = []
         self.receivers: dict[Any, int] = {}
         self.parses: dict[int, ShareParse] = {}
@@ -534,31 +619,22 @@ class _Workers:
             process.join()
 
     def start(self, share: Share, *, reports_parse: bool) -> None:
-        """Fork a worker for ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
-        self.reporting += reports_parse
-        self._fork(_worker, share, reports_parse)
+        """Have a worker render ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
+        self.hand_over(self.reserve(), share, reports_parse=reports_parse)
 
-    def start_waiting(self, listed: dict[str, list[str]]) -> Any:
-        """Fork a worker that waits for a share of pages that read any record (see hand_over)."""
-        shares, handed = self.context.Pipe(duplex=False)
-        self._fork(_waiting_worker, shares, handed, listed)
-        shares.close()
-        return handed
+    def reserve(self) -> Any:
+        """A worker for a share to come (see hand_over), taken now, before this process takes in more."""
+        waiting = self.pool.take()
+        self.receivers[waiting.results] = len(self.processes)
+        self.processes.append(waiting.process)
+        self.counters.append(waiting.counter)
+        return waiting.work
 
-    def hand_over(self, waiting: Any, share: Share | None) -> None:
-        """Send a waiting worker its share (None: nothing to do); its ``listed`` is what it was forked with."""
-        waiting.send(share and replace(share, listed=None))
-        waiting.close()
-
-    def _fork(self, target: Callable[..., None], *args: Any) -> None:
-        index = len(self.processes)
-        self.counters.append(self.context.RawValue("q", 0))
-        receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=target, args=(self.job, *args, self.counters[index], send), daemon=True)
-        process.start()
-        send.close()
-        self.receivers[receive] = index
-        self.processes.append(process)
+    def hand_over(self, work: Any, share: Share | None, *, reports_parse: bool = False) -> None:
+        """Send a reserved worker its share (None: nothing to do)."""
+        self.reporting += share is not None and reports_parse
+        work.send(share and (self.job, share, reports_parse))
+        work.close()
 
     def wait_for_parses(self) -> list[ShareParse]:
         while len(self.parses) < self.reporting:
@@ -585,25 +661,33 @@ class _Workers:
                 raise RuntimeError(f"a freeze worker failed:\n{value}")
             if outcome == "parsed":
                 self.parses[index] = value
+            elif outcome == "pages":
+                self.take_pages(value)
             else:
                 self.results[index] = value
                 del self.receivers[ready]
         self.progress(sum(counter.value for counter in self.counters))
 
 
-def _waiting_worker(job: Job, shares: Any, handed: Any, listed: dict[str, list[str]], counter: Any,
-                    send: Any) -> None:
+def _waiting_worker(site: Site, work: Any, handed: Any, counter: Any, send: Any) -> None:
+    """Wait for (job, share, reports_parse) and do it; None: nothing to do, said so; False: not needed."""
     handed.close()  # the parent's end, copied by the fork: closed here, the parent's exit ends the wait
     try:
-        share = shares.recv()
+        message = work.recv()
     except EOFError:  # the parent is gone
-        share = None
-    if share is None:
+        message = False
+    work.close()
+    if message is None:
         send.send(("ok", ShareResult()))
-        send.close()
-        return
-    share.listed = listed
-    _worker(job, share, False, counter, send)
+    elif message:
+        job, share, reports_parse = message
+        _worker(replace(job, site=site, settings=_settings_schema(site).decode("site", job.settings)),
+                share, reports_parse, counter, send)
+    send.close()
+
+
+def _settings_schema(site: Site) -> Any:
+    return schema_of(site.settings_model, site)
 
 
 def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any) -> None:
@@ -618,7 +702,7 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
                 send.send(("ok", ShareResult()))
                 return
         del parsed  # the parent has it: not kept while rendering
-        send.send(("ok", render_share(job, share, collections, tick)))
+        send.send(("ok", render_share(job, share, collections, tick, lambda pages: send.send(("pages", pages)))))
     except SiteError as exc:
         send.send(("failure", exc.format_message()))
     except (ContentError, OSError) as exc:
