@@ -320,7 +320,7 @@ def bench_watched(site: Path, users: int, rounds: int, dest: Path, jobs: int, re
         print(f"{users:,} users: the watcher's own memory (RSS, with its event process) at the end: "
               f"{tree_rss(watcher.pid) / 2**20:.0f} MB")
     finally:
-        watcher.send_signal(signal.SIGINT)
+        watcher.send_signal(signal.SIGTERM)  # as Ctrl-C; SIGINT is ignored where the bench runs in the background
         watcher.wait(60)
 
 
