@@ -14,7 +14,11 @@ other code or options), or ``retry`` (the watcher is restarting on new
 code; the socket stays open across the restart, so the next connection
 waits for the new process). A client that finds no socket, a stale one
 (connection refused: it is removed), or anything unexpected freezes by
-itself, as it always did. ``--clean`` is never handed over.
+itself, as it always did. ``--clean`` is never handed over. So does a
+client whose watcher is stopped (Ctrl-Z, SIGSTOP) rather than busy: it looks
+at the watcher's process while it waits, and leaves; the watcher, resumed,
+drops a request whose client has gone, so it never writes into a terminal
+that is no longer waiting for it.
 
 The client runs before Flask or click is imported (see
 sitegen/freeze_command.py): it costs a stat when no watcher runs, and the
@@ -44,6 +48,8 @@ MAX_MESSAGE = 64 * 1024
 RETRIES = 3
 # A client that connected has this long to send its request.
 REQUEST_SECONDS = 2.0
+# How often a waiting client looks whether the watcher is stopped rather than busy.
+STOPPED_CHECK_SECONDS = 0.5
 # Set in the environment of a watcher that re-executes itself: the listening socket's descriptor.
 INHERITED_SOCKET = "SITEGEN_WATCH_SOCKET_FD"
 
@@ -87,12 +93,13 @@ def _ask(path: Path, found: os.stat_result, request: bytes) -> dict[str, Any]:
         except OSError:
             return {}
         try:
-            if _peer_user(connection) not in (None, os.getuid()):
+            peer = _peer(connection)
+            if peer is not None and peer[1] != os.getuid():
                 return {}
             sys.stdout.flush()
             sys.stderr.flush()
             socket.send_fds(connection, [request], [sys.stdout.fileno(), sys.stderr.fileno()])
-            return _read_answer(connection)
+            return _read_answer(connection, peer[0] if peer else None)
         except (OSError, ValueError, AttributeError):  # no usable stdout, a watcher gone mid-way
             return {}
 
@@ -104,10 +111,21 @@ def _remove_stale(path: Path, found: os.stat_result) -> None:
             os.unlink(path)
 
 
-def _read_answer(connection: socket.socket) -> dict[str, Any]:
+def _read_answer(connection: socket.socket, watcher: int | None) -> dict[str, Any]:
+    """The watcher's answer; {} if the watcher (process ``watcher``) is found stopped meanwhile.
+
+    A freeze takes as long as it takes, so there is no time limit: a busy
+    watcher is waited for, a stopped one is not.
+    """
+    connection.settimeout(STOPPED_CHECK_SECONDS if watcher else None)
     data = b""
     while not data.endswith(b"\n") and len(data) < MAX_MESSAGE:
-        chunk = connection.recv(MAX_MESSAGE)
+        try:
+            chunk = connection.recv(MAX_MESSAGE)
+        except TimeoutError:
+            if _is_stopped(watcher):
+                return {}
+            continue
         if not chunk:
             break
         data += chunk
@@ -115,12 +133,34 @@ def _read_answer(connection: socket.socket) -> dict[str, Any]:
     return answer if isinstance(answer, dict) else {}
 
 
-def _peer_user(connection: socket.socket) -> int | None:
-    """The user id of the process at the other end (None where the system does not tell)."""
+def _is_stopped(pid: int | None) -> bool:
+    """Whether process ``pid`` is stopped (Ctrl-Z, SIGSTOP, a debugger), as Linux's /proc tells."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            return stat_file.read().rpartition(b")")[2].split()[0] in (b"T", b"t")
+    except (OSError, IndexError):  # no /proc here, or the process has just ended (the answer will say)
+        return False
+
+
+def _peer(connection: socket.socket) -> tuple[int, int] | None:
+    """The process id and user id at the other end (None where the system does not tell)."""
     if not hasattr(socket, "SO_PEERCRED"):
         return None
     credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", credentials)[1]
+    pid, user, _ = struct.unpack("3i", credentials)
+    return pid, user
+
+
+def _has_hung_up(connection: socket.socket) -> bool:
+    """Whether the client closed its end after sending its request (it sends nothing more)."""
+    timeout = connection.gettimeout()
+    connection.setblocking(False)  # with a timeout, recv would wait for data first
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    finally:
+        connection.settimeout(timeout)
 
 
 # ---------------------------------------------------------------- the watcher's end
@@ -232,12 +272,15 @@ class WatchSocket:
         connection.settimeout(REQUEST_SECONDS)
         descriptors: list[int] = []
         try:
-            if _peer_user(connection) not in (None, os.getuid()):
+            peer = _peer(connection)
+            if peer is not None and peer[1] != os.getuid():
                 raise ValueError("another user")
             message, descriptors, _, _ = socket.recv_fds(connection, MAX_MESSAGE, 2)
             fields = json.loads(message)
             if not (isinstance(fields, dict) and fields.get("protocol") == PROTOCOL and len(descriptors) == 2):
                 raise ValueError("not a request")
+            if _has_hung_up(connection):
+                raise ValueError("a client that stopped waiting (it found this process stopped)")
             return Request(connection, fields, descriptors)
         except (OSError, ValueError):
             for descriptor in descriptors:

@@ -112,6 +112,10 @@ class WatchProcess:
         self.root = root
         self.out: list[str] = []
         self.err: list[str] = []
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # Run in the background (nohup, a shell's &), the suite would pass SIGINT on ignored and
+            # the watcher would never hear the Ctrl-C the tests send; a handler is not inherited.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze", "--watch", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -288,3 +288,27 @@ def test_a_client_gone_before_its_answer_does_not_stop_the_watcher(make_project,
     done, imported = client(root)
     assert done.returncode == 0 and handed_over(imported) and LINE.match(done.stdout.strip())
     assert heading(root / "build", "users/ada-lovelace") == "Ada Unread"
+
+
+def test_a_stopped_watcher_makes_a_plain_freeze_freeze_cold_not_wait(make_project, watch_freeze, tmp_path):
+    root = make_project()
+    watcher = watch_freeze(root)
+    watcher.process.send_signal(signal.SIGSTOP)  # Ctrl-Z in the watcher's terminal
+    try:
+        set_name(root, "Ada Paused")
+        output = tmp_path / "client-output"
+        with open(output, "w") as out:  # a file, to see whether the watcher writes into it once resumed
+            started = time.monotonic()
+            done = subprocess.run([sys.executable, str(REPO / "site.py"), "--root", str(root), "freeze"],
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=60)
+        assert done.returncode == 0 and time.monotonic() - started < 30
+        assert heading(root / "build", "users/ada-lovelace") == "Ada Paused"
+    finally:
+        watcher.process.send_signal(signal.SIGCONT)
+    (lines,) = output.read_text().splitlines()  # the cold freeze's line, and nothing else
+    assert LINE.match(lines)
+    set_name(root, "Ada Resumed")  # the watcher, resumed, dropped the request and goes on
+    done, imported = client(root)
+    assert done.returncode == 0 and handed_over(imported), done.stderr
+    assert heading(root / "build", "users/ada-lovelace") == "Ada Resumed"
+    assert output.read_text().splitlines() == [lines]
