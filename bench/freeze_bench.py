@@ -352,8 +352,9 @@ def report(users: int, results: dict[str, list]) -> None:
     references = [name for name in REFERENCES if name in results]
     rounds = len(next(iter(results.values()))[1])
     print(f"\n{users:,} users, medians of {rounds} rounds; load average {os.getloadavg()[0]:.2f} at the end")
-    print("| run | wall s | min-max | own s | files | rendered | files/s | peak RSS MB (all processes) | "
-          + " | ".join(f"vs {name.replace('-', ' ')}" for name in references) + " |")
+    print("| " + " | ".join(["run", "wall s", "min-max", "own s", "files", "rendered", "files/s",
+                             "peak RSS MB (all processes)", *(f"vs {name.replace('-', ' ')}" for name in references)])
+          + " |")
     print("|---|---|---|---|---|---|---|---|" + "---|" * len(references))
     for variant, (files, runs) in results.items():
         times = [run[0] for run in runs]
@@ -363,11 +364,10 @@ def report(users: int, results: dict[str, list]) -> None:
         rendered = [run[3] for run in runs if run[3] is not None]
         shown = f"{statistics.median(rendered):,.0f}" if rendered else "all"
         peak = max(run[1] for run in runs) / 2**20
-        ratios = " | ".join(
-            f"{statistics.median(ref[0] / run[0] for ref, run in zip(results[name][1], runs)):.2f}x"
-            for name in references)
-        print(f"| {variant} | {middle:.2f} | {min(times):.2f}-{max(times):.2f} | {own} | {files:,} | {shown} "
-              f"| {files / middle:,.0f} | {peak:.0f} | {ratios} |")
+        ratios = [f"{statistics.median(ref[0] / run[0] for ref, run in zip(results[name][1], runs)):.2f}x"
+                  for name in references]
+        print("| " + " | ".join([variant, f"{middle:.2f}", f"{min(times):.2f}-{max(times):.2f}", own, f"{files:,}",
+                                 shown, f"{files / middle:,.0f}", f"{peak:.0f}", *ratios]) + " |")
     print("wall s by round: " + "; ".join(f"{variant} " + " ".join(f"{run[0]:.2f}" for run in runs)
                                           for variant, (_, runs) in results.items()))
 
