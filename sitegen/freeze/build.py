@@ -154,6 +154,45 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
                         rendered=build.rendered, removed=len(deleted))
 
 
+def forget_fields_of_unknown_versions(sources: incremental.Sources, records: dict[str, dict[str, bytes]]) -> None:
+    """A record read in two versions (edited during the freeze) keeps no field digests.
+
+    Its source entry is then unknown (keep_versions_rendered), so the next
+    freeze parses it again; with no digests every field counts as
+    changed, and every listing page showing it is rendered again, even
+    if the file went back to the version the digests were taken from.
+    """
+    # From the few unknown entries, not from every record: 6 ms instead of 40 at 100,000 users.
+    for path in [path for path, entry in sources.items() if entry[2] == b"" and entry[0] == -1]:
+        kind, slug = _record_of(path)
+        if slug in records.get(kind, ()):
+            records[kind][slug] = incremental.UNKNOWN_FIELDS
+
+
+def dirty_slugs(kind: str, names: list[str], owned: set[str], dirty_owners: set[tuple[str, str]],
+                changed: set[str]) -> set[str]:
+    """The slugs among ``names`` whose pages to render: their record owns no page yet, a page of theirs
+    depends on something changed, or their file changed. Set operations over the collection, then
+    loops over what changed only: at 100,000 users 13-15 ms instead of 37-42 for a test of every slug."""
+    found = set(names)
+    dirty = found - owned
+    dirty.update(slug for owner_kind, slug in dirty_owners if owner_kind == kind and slug in found)
+    for path in changed:
+        owner_kind, slug = _record_of(path)
+        if owner_kind == kind and slug in found:
+            dirty.add(slug)
+    return dirty
+
+
+def _record_of(path: str) -> tuple[str | None, str | None]:
+    """(kind, slug) of a source that is a record's file (record_key's inverse); (None, None) otherwise."""
+    top, _, rest = path.partition("/")
+    kind, _, name = rest.partition("/")
+    if top != "content" or not name.endswith(".yaml") or "/" in name:
+        return None, None
+    return kind, name[: -len(".yaml")]
+
+
 def _throttled(progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
     last = 0.0
 
@@ -210,10 +249,9 @@ class Build:
         # page depends on its own file (its owner's).
         owners = self.old_pages.owned()
         dirty_owners = {owner for _, owner in self.old_pages.depending_on(changed) if owner}
-        dirty = {kind: set() if name_errors else {  # kind -> slugs whose pages to render
-            slug for slug in names if (kind, slug) in dirty_owners or slug not in owners.get(kind, ())
-            or record_key(kind, slug) in changed}
-            for kind, names in slugs.items()}
+        dirty = {kind: set() if name_errors  # kind -> slugs whose pages to render
+                 else dirty_slugs(kind, names, owners.get(kind, set()), dirty_owners, changed)
+                 for kind, names in slugs.items()}
         early = {} if name_errors else {
             kind: {number: url for number, url in enumerate(urls) if self._dirty(url, changed)}
             for kind, urls in listings.items()}
@@ -286,7 +324,7 @@ class Build:
         self.rendered = len(written)
         sources = self.changes.sources  # with the entries of the records the workers read
         incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
-        self._forget_fields_of_unknown_versions(sources, records)
+        forget_fields_of_unknown_versions(sources, records)
         state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, references,
                       pages)
         return state, written, deleted
@@ -396,21 +434,6 @@ class Build:
                         changed.update(field_key(kind, slug, name)
                                        for name in incremental.changed_fields(before, digests, fields))
         return changed
-
-    def _forget_fields_of_unknown_versions(self, sources: incremental.Sources,
-                                           records: dict[str, dict[str, bytes]]) -> None:
-        """A record read in two versions (edited during the freeze) keeps no field digests.
-
-        Its source entry is then unknown (keep_versions_rendered), so the next
-        freeze parses it again; with no digests every field counts as
-        changed, and every listing page showing it is rendered again, even
-        if the file went back to the version the digests were taken from.
-        """
-        for kind, by_slug in records.items():
-            for slug in by_slug:
-                entry = sources.get(record_key(kind, slug))
-                if entry is not None and entry[0] == -1 and entry[2] == b"":
-                    by_slug[slug] = incremental.UNKNOWN_FIELDS
 
     # ------------------------------------------------------------ sharing out the work
 

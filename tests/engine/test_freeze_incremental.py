@@ -17,7 +17,8 @@ from sitegen.freeze import incremental
 from sitegen.cli import main
 from sitegen.errors import SiteError
 from sitegen.freeze import freeze_site
-from sitegen.freeze.build import MARKER
+from sitegen.freeze.build import MARKER, dirty_slugs, forget_fields_of_unknown_versions
+from sitegen.freeze.incremental import UNKNOWN_FIELDS
 
 USER = "name: {name}\njoined: 20{year:02d}-0{month}-1{day}\nbio: {bio}\n"
 STORE = "city: {city}\nname: {name}\naddress: |-\n  {number} Main Street\nhours:\n  Every day: \"9-5\"\nphone: +1 555 {number}\n"
@@ -341,3 +342,21 @@ def test_the_fingerprint_follows_engine_code_site_code_and_libraries(project, tm
         fingerprint = incremental.fingerprint(project, None)
         assert fingerprint not in seen
         seen.add(fingerprint)
+
+
+def test_the_records_to_render_are_the_new_the_edited_and_those_whose_pages_read_a_change():
+    names = ["ada", "alan", "barbara", "donald", "edsger"]
+    owned = {"ada", "alan", "barbara", "donald"}  # edsger is new: no page yet
+    dirty_owners = {("users", "alan"), ("stores", "donald")}  # a page of alan's read something changed
+    changed = {"content/users/barbara.yaml", "content/stores/donald.yaml", "content/site.yaml",
+               "templates/profile.html", "users:ada.name", "content/users/nobody.yaml"}
+    assert dirty_slugs("users", names, owned, dirty_owners, changed) == {"edsger", "alan", "barbara"}
+
+
+def test_a_record_read_in_two_versions_during_a_freeze_keeps_no_field_digests():
+    unknown = (-1, -1, b"")
+    sources = {"content/users/ada.yaml": unknown, "content/users/alan.yaml": (5, 10, b"digest"),
+               "templates/profile.html": unknown, "content/site.yaml": unknown}
+    records = {"users": {"ada": b"fields-a", "alan": b"fields-b"}, "stores": {"ada": b"fields-c"}}
+    forget_fields_of_unknown_versions(sources, records)
+    assert records == {"users": {"ada": UNKNOWN_FIELDS, "alan": b"fields-b"}, "stores": {"ada": b"fields-c"}}
