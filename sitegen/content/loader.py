@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ContentError, ContentErrors, SiteError
-from .model import Invalid, ParseContext, Record, Records, Schema, Settings, base_path_of, locate
+from .model import (Invalid, ParseContext, Record, Records, Schema, Settings, base_path_of, is_record_file,
+                    locate)
 from .yaml_source import display_path, located_error, read_yaml
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def record_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir()
-                  if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file())
+                  if is_record_file(p.name) and p.is_file())
 
 
 def record_order(slug: str) -> str:
@@ -321,7 +322,7 @@ def reload_file(site: Site, content: Content, path: Path, root: Path) -> Content
         return dataclasses.replace(content, settings=load_settings(site, root))
     name = path.parent.name
     if path.parent.parent != content_dir or name not in site.collections \
-            or path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
+            or not is_record_file(path.name):
         return content
     records = Records(content.collections[name])
     slug = path.stem

@@ -45,6 +45,15 @@ class Record:
         return hash((type(self).__name__, self.slug))
 
 
+def is_record_file(name: str) -> bool:
+    """Whether a file of a collection's folder holds a record: a .yaml (or .yml) file, not hidden.
+
+    The one rule for the loader, the preview and the freeze's scans, so that
+    a file one of them reads is a file the others watch.
+    """
+    return name.endswith((".yaml", ".yml")) and not name.startswith(".")
+
+
 class Records(dict):
     """One collection's records, slug -> record, in file-name order."""
 

@@ -50,7 +50,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..content.model import Records
+from ..content.model import Records, is_record_file
 from ..errors import SiteError, describe_os_error
 from ..links import OUTSIDE_LINK, followed_link, leads_outside
 from .pages import Pages
@@ -193,7 +193,7 @@ def scan_sources(root: Path, collections: list[str], *, stat_records: bool = Tru
         with entries:
             for entry in entries:  # once per record: each name and path made once
                 name = entry.name
-                if not name.endswith((".yaml", ".yml")) or name.startswith("."):
+                if not is_record_file(name):
                     continue
                 path = prefix + name
                 if _followed(root, path, entry, problems, links) and entry.is_file():

@@ -28,6 +28,7 @@ import os
 import stat
 from pathlib import Path
 
+from ..content.model import is_record_file
 from . import incremental
 from .incremental import SOURCE_FOLDERS, STATE_FILE, BuildFolders, State
 
@@ -88,8 +89,7 @@ def _is_source(relative: str, collections: list[str]) -> bool:
     if top != "content":
         return False
     folder, _, name = rest.partition("/")
-    return rest == "site.yaml" or (folder in collections and "/" not in name and name.endswith((".yaml", ".yml"))
-                                   and not name.startswith("."))
+    return rest == "site.yaml" or (folder in collections and "/" not in name and is_record_file(name))
 
 
 class KeptState:
