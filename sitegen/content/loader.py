@@ -119,12 +119,17 @@ def _checked(schema: Schema, value: Any, node: Any, shown: str, context: ParseCo
     return fields
 
 
+def settings_schema(site: Site) -> Schema:
+    """The checkable form of the site's settings class (content/site.yaml)."""
+    return schema_of(site.settings_model, site)
+
+
 def load_settings(site: Site, root: Path, base_url: str | None = None) -> Settings:
     path = root / SETTINGS_FILE
     if not path.is_file():
         raise ContentError(SETTINGS_FILE, 1, 1, "missing: every site needs content/site.yaml")
     value, node, shown = read_yaml(path, root)
-    schema = schema_of(site.settings_model, site)
+    schema = settings_schema(site)
     context = parse_context(site, base_url or (value.get("base_url") if isinstance(value, dict) else None))
     fields = _checked(schema, value, node, shown, context, then=lambda fields: _check_settings(site, fields))
     return schema.build("site", fields)

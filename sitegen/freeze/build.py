@@ -358,9 +358,9 @@ class Build:
     # ------------------------------------------------------------ what changed
 
     def _settings_schema(self) -> Any:
-        from ..content.loader import schema_of
+        from ..content.loader import settings_schema  # here: a freeze with nothing to do reads no settings
 
-        return schema_of(self.site.settings_model, self.site)
+        return settings_schema(self.site)
 
     def _settings(self) -> Any:
         if self.previous and self.previous.site and SITE not in self.changes.changed:

@@ -28,7 +28,7 @@ from jinja2.bccache import Bucket
 
 from ..app import create_app
 from ..contained import READ_LOG, note_read
-from ..content.loader import Content, find_references, load_record, parse_context, schema_of
+from ..content.loader import Content, find_references, load_record, parse_context, schema_of, settings_schema
 from ..content.model import Settings
 from ..errors import ContentError, SiteError, describe_os_error, describe_template_error
 from ..routes import RecordRoute, enumerated_urls, record_routes
@@ -601,7 +601,7 @@ class _Workers:
         self.pool = pool or Pool(job.site)
         self.progress, self.take_pages = progress, take_pages
         # The job as sent to a worker: the site is the one the worker was forked with, the settings encoded.
-        self.job = replace(job, site=None, settings=_settings_schema(job.site).encode(job.settings))
+        self.job = replace(job, site=None, settings=settings_schema(job.site).encode(job.settings))
         self.counters: list[Any] = []
         self.processes: list[Any] = []
         self.receivers: dict[Any, int] = {}
@@ -681,13 +681,9 @@ def _waiting_worker(site: Site, work: Any, handed: Any, counter: Any, send: Any)
         send.send(("ok", ShareResult()))
     elif message:
         job, share, reports_parse = message
-        _worker(replace(job, site=site, settings=_settings_schema(site).decode("site", job.settings)),
+        _worker(replace(job, site=site, settings=settings_schema(site).decode("site", job.settings)),
                 share, reports_parse, counter, send)
     send.close()
-
-
-def _settings_schema(site: Site) -> Any:
-    return schema_of(site.settings_model, site)
 
 
 def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any) -> None:
