@@ -17,7 +17,7 @@ from sitegen.freeze import incremental
 from sitegen.cli import main
 from sitegen.errors import SiteError
 from sitegen.freeze import freeze_site
-from sitegen.freeze.build import MARKER, dirty_slugs, forget_fields_of_unknown_versions
+from sitegen.freeze.build import MARKER, dirty_slugs, edited_records, forget_fields_of_unknown_versions
 from sitegen.freeze.incremental import UNKNOWN_FIELDS
 
 USER = "name: {name}\njoined: 20{year:02d}-0{month}-1{day}\nbio: {bio}\n"
@@ -350,7 +350,7 @@ def test_the_records_to_render_are_the_new_the_edited_and_those_whose_pages_read
     dirty_owners = {("users", "alan"), ("stores", "donald")}  # a page of alan's read something changed
     changed = {"content/users/barbara.yaml", "content/stores/donald.yaml", "content/site.yaml",
                "templates/profile.html", "users:ada.name", "content/users/nobody.yaml"}
-    assert dirty_slugs("users", names, owned, dirty_owners, changed) == {"edsger", "alan", "barbara"}
+    assert dirty_slugs("users", names, owned, dirty_owners | edited_records(changed)) == {"edsger", "alan", "barbara"}
 
 
 def test_a_record_read_in_two_versions_during_a_freeze_keeps_no_field_digests():
