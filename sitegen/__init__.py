@@ -9,15 +9,15 @@ nothing to do (a freeze of an unchanged site) starts fast; they are loaded
 when a page is rendered or a file is parsed.
 """
 
-import sys
 from typing import Any
+
+from .errors import missing_libraries
 
 try:
     from .content.model import Markdown, NavItem, Record, Settings, StaticFile
     from .site import Site
 except ModuleNotFoundError as missing:  # e.g. `python site.py` outside the virtual environment
-    raise SystemExit(f"error: {sys.executable} lacks {missing.name}, which sitegen needs: install the project "
-                     "(python3 -m venv .venv && .venv/bin/pip install -e .) and run .venv/bin/python site.py") from None
+    raise SystemExit(missing_libraries(missing.name)) from None
 
 
 def render_template(template_name: str, **context: Any) -> str:

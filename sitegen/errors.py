@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from pathlib import Path
+
+
+def missing_libraries(names: str) -> str:
+    """The one line for a Python that lacks libraries sitegen needs (``python site.py`` outside its venv)."""
+    return (f"error: {sys.executable} lacks {names}, which sitegen needs: install the project "
+            "(python3 -m venv .venv && .venv/bin/pip install -e .) and run .venv/bin/python site.py")
 
 
 class SiteError(Exception):

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .errors import missing_libraries
+
 # What the commands import when they run (sitegen's own imports are checked when site.py imports it).
 REQUIRED_MODULES = ("flask", "flask_frozen", "flask_wtf", "jinja2", "livereload", "markdown_it", "pydantic",
                     "tornado", "watchdog", "werkzeug", "yaml")
@@ -31,8 +33,7 @@ def prepare() -> None:
     """What every command does first: refuse to run without the libraries, and skip a useless collection at exit."""
     missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        sys.exit(f"error: {sys.executable} lacks {', '.join(missing)}, which sitegen needs: install the project "
-                 "(python3 -m venv .venv && .venv/bin/pip install -e .) and run .venv/bin/python site.py")
+        sys.exit(missing_libraries(", ".join(missing)))
     # When the process ends, Python runs one more cycle collection over every
     # object left, such as a freeze's state: tens of milliseconds for nothing.
     atexit.register(gc.freeze)
