@@ -230,19 +230,20 @@ class Watcher:
             self.kept.forget()
         if self.events.polling:  # polling misses a save that keeps a file's size and time: never vouched for
             self.scan.forget()
+        errors_to = (err, sys.stderr) if echo else (err,)
         try:
             result = freeze_and_report(self.site, self.dest, out=out, err=err, base_url=self.base_url, jobs=self.jobs,
                                        clean=clean, scan=self.scan, folders=self.kept.folders)
         except SiteError as exc:
             self.last = None
-            for stream in (err, sys.stderr) if echo else (err,):
+            for stream in errors_to:
                 print(exc.format_message(), file=stream, flush=True)
             return 1
         except Exception:  # a bug of the engine's: its traceback, and watching goes on from a clean slate
             self.last = None
             self.scan.forget()
             self.kept.forget()
-            for stream in (err, sys.stderr) if echo else (err,):
+            for stream in errors_to:
                 traceback.print_exc(file=stream)
             return 1
         finally:
