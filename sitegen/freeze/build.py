@@ -127,7 +127,7 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
         pool = ending.enter_context(render.Pool(site, jobs + 1))
     scanned = scan(root, list(site.collections), stat_records=stored is not None)
     changes = incremental.compare_sources(root, scanned, stored.sources if stored else {},
-                                          hash_content=stored is not None)
+                                          hash_content=stored is not None, moved=stored.moved() if stored else None)
     del scanned  # in changes.sources now; its table alone is 40 MB at a million records
     if stored is not None and not changes.any():
         if changes.sources != stored.sources:  # files touched but not edited: remember their new times

@@ -41,10 +41,18 @@ class KeptScan:
     def __init__(self) -> None:
         self.found: Scan | None = None  # None: the next scan reads every file
         self.stale: set[str] = set()  # paths relative to the project, to stat again
+        # Paths statted again since the scan the last commit's state was made from: every path
+        # whose entry in that state may differ from ``found`` (None: unknown, compare them all).
+        self.moved: set[str] | None = None
 
     def forget(self) -> None:
-        self.found = None
+        self.found = self.moved = None
         self.stale.clear()
+
+    def settle(self) -> None:
+        """A commit's state now holds what this process's last scan found."""
+        if self.found is not None:
+            self.moved = set()
 
     def note(self, relative: str) -> None:
         """A file event named this path (relative to the project, with slashes)."""
@@ -54,7 +62,7 @@ class KeptScan:
     def __call__(self, root: Path, collections: list[str], *, stat_records: bool = True) -> Scan:
         if self.found is not None and stat_records and self._update(root, collections):
             return self.found
-        self.found = None
+        self.found = self.moved = None
         links: list[str] = []
         found = incremental.scan_sources(root, collections, stat_records=stat_records, links=links)
         tops = ("content", *SOURCE_FOLDERS, *(f"content/{folder}" for folder in collections))
@@ -65,6 +73,8 @@ class KeptScan:
 
     def _update(self, root: Path, collections: list[str]) -> bool:
         """Stat the noted paths again; False if one of them is something only a whole scan handles."""
+        if self.moved is not None:
+            self.moved |= self.stale
         for relative in self.stale:
             if _is_source(relative, collections):
                 try:
@@ -93,21 +103,31 @@ def _is_source(relative: str, collections: list[str]) -> bool:
 
 
 class KeptState:
-    """The state of this process's last commit, and the identity of the state file it wrote."""
+    """The state of this process's last commit, and the identity of the state file it wrote.
 
-    def __init__(self) -> None:
+    A state this process committed after its ``scan`` differs from that scan
+    only at the paths the scan statted again since (KeptScan.moved), so the
+    freeze that takes it over compares those paths only.
+    """
+
+    def __init__(self, scan: KeptScan) -> None:
+        self.scan = scan
         self.state: State | None = None
         self.written: tuple[int, int, int] | None = None
+        self.committed = False  # the state is this process's commit, not read from the file
 
     def forget(self) -> None:
         self.state = self.written = None
+        self.committed = False
 
     def folders(self, dest: Path) -> BuildFolders:
         """BuildFolders for freeze_site, answering with this state while the file is the one it wrote."""
         return KeptFolders(dest, self)
 
-    def remember(self, state: State | None, written: tuple[int, int, int] | None) -> None:
-        self.state, self.written = state, written
+    def remember(self, state: State | None, written: tuple[int, int, int] | None, *, committed: bool) -> None:
+        self.state, self.written, self.committed = state, written, committed
+        if committed:
+            self.scan.settle()
 
 
 class KeptFolders(BuildFolders):
@@ -127,7 +147,7 @@ class KeptFolders(BuildFolders):
             if stored is None:
                 return None
             state = stored.load()
-            self.kept.remember(state, written)
+            self.kept.remember(state, written, committed=False)
         return InMemory(state, path, self.kept)
 
     def save_sources(self, stored: InMemory, sources: incremental.Sources) -> None:
@@ -136,7 +156,7 @@ class KeptFolders(BuildFolders):
         super().save_sources(stored, sources)
         if kept is not None:
             kept.sources = sources
-            self.kept.remember(kept, file_identity(self.state / STATE_FILE))
+            self.kept.remember(kept, file_identity(self.state / STATE_FILE), committed=True)
 
     def mark_ready(self, state: State, written: list[str], deleted: list[str]) -> None:
         super().mark_ready(state, written, deleted)
@@ -148,7 +168,7 @@ class KeptFolders(BuildFolders):
         self.kept.forget()
         super().apply_commit()
         if staged is not None:
-            self.kept.remember(staged, file_identity(self.state / STATE_FILE))
+            self.kept.remember(staged, file_identity(self.state / STATE_FILE), committed=True)
 
 
 class InMemory:
@@ -158,6 +178,11 @@ class InMemory:
         self.fingerprint, self.sources, self.page_count = state.fingerprint, state.sources, len(state.pages)
         self._state: State | None = state
         self._path, self._kept = path, kept
+        self._committed = kept.committed
+
+    def moved(self) -> set[str] | None:
+        """The sources whose scan may differ from this state's entries (see KeptState), after the scan."""
+        return self._kept.scan.moved if self._committed else None
 
     def load(self) -> State:
         state, self._state = self._state, None

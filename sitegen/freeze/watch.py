@@ -117,7 +117,7 @@ class Watcher:
         self.listener = WatchSocket(dest)
         self.events = FileEvents(self.trees, self.root, ENGINE)
         self.scan = KeptScan()
-        self.kept = KeptState()
+        self.kept = KeptState(self.scan)
         self.window = QuietWindow()
         self.dirty = True  # the sources may differ from what build/ was frozen from
         self.broken: str | None = None  # the error of the code on disk, while it does not load

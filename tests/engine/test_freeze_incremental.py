@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -360,3 +361,63 @@ def test_a_record_read_in_two_versions_during_a_freeze_keeps_no_field_digests():
     records = {"users": {"ada": b"fields-a", "alan": b"fields-b"}, "stores": {"ada": b"fields-c"}}
     forget_fields_of_unknown_versions(sources, records)
     assert records == {"users": {"ada": UNKNOWN_FIELDS, "alan": b"fields-b"}, "stores": {"ada": b"fields-c"}}
+
+
+def test_a_watching_freeze_compares_only_the_noted_sources_and_finds_what_a_whole_compare_does(
+        project, tmp_path, monkeypatch):
+    """The watcher's kept scan and state (sitegen/freeze/kept.py): once a freeze has statted every
+    source and committed, the next looks only at the paths file events named since (and entries too
+    recent to trust); a failed freeze lets the kept state go, and the next compares every source.
+    Every comparison equals the whole one, and every build a clean freeze."""
+    from sitegen.freeze.kept import KeptScan, KeptState
+
+    scan = KeptScan()
+    kept = KeptState(scan)
+    whole_compare = incremental.compare_sources
+    partial = []
+
+    def both_ways(root, scanned, previous, *, hash_content, moved=None):
+        whole = whole_compare(root, scanned, previous, hash_content=hash_content)
+        if hash_content:  # not a first or clean freeze
+            partial.append(moved and set(moved))
+        if moved is None:
+            return whole
+        found = whole_compare(root, scanned, previous, hash_content=hash_content, moved=moved)
+        assert (found.sources, found.changed, found.added, found.removed) == (
+            whole.sources, whole.changed, whole.added, whole.removed)
+        return found
+
+    monkeypatch.setattr(incremental, "compare_sources", both_ways)
+    monkeypatch.setattr(incremental, "RACY_NS", 300_000_000)  # files saved 0.3 s before a freeze are trusted
+
+    def sources() -> dict[str, tuple[int, int]]:
+        return {path: stat for path, stat in incremental.scan_sources(project, ["users", "stores"]).items()}
+
+    def freeze() -> None:
+        freeze_site(project, project / "build", jobs=2, scan=scan, folders=kept.folders)
+
+    freeze()
+    rng = random.Random(7)
+    for step in range(8):
+        if step in (5, 7):  # the entries of files saved just before the last freeze are now old enough
+            time.sleep(0.35)
+        before = sources()
+        broken = step in (2, 3)
+        for edit in rng.sample(EDITS, rng.randint(1, 3)):
+            edit(project, rng)
+        if broken:
+            (project / "content/users/member-001.yaml").write_text("name: [unclosed\n")
+        elif step == 4:
+            add_users(project, 2)  # member-001 back to good, and member-000 rewritten
+        after = sources()
+        for path in before.keys() | after.keys():  # what the file events would name
+            if before.get(path) != after.get(path):
+                scan.note(path)
+        if broken:
+            with pytest.raises(SiteError):
+                freeze()
+            continue
+        freeze()
+        assert snapshot(project / "build") == clean_copy(project, tmp_path, f"step-{step}"), f"step {step}"
+    assert [moved is not None for moved in partial] == [False, True, True, False, False, True, True, True]
+    assert all(len(moved) <= 6 for moved in partial if moved is not None)
