@@ -130,8 +130,7 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
                                           hash_content=stored is not None, moved=stored.moved() if stored else None)
     del scanned  # in changes.sources now; its table alone is 40 MB at a million records
     if stored is not None and not changes.any():
-        if changes.sources != stored.sources:  # files touched but not edited: remember their new times
-            folders.save_sources(stored, changes.sources)
+        folders.save_sources(stored, changes.sources)  # files touched but not edited: their new times
         return FreezeResult(stored.page_count, time.perf_counter() - started, dest)
     try:
         folders.start_staging()

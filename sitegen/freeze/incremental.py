@@ -522,7 +522,12 @@ class BuildFolders:
         return StoredState(stored_fingerprint, sources, page_count, path, HEAD_LENGTH_BYTES + length)
 
     def save_sources(self, stored: StoredState, sources: Sources) -> None:
-        """Replace the state's sources alone (the build is unchanged), atomically; a failure leaves no temporary file."""
+        """Replace the state's sources alone (the build is unchanged), atomically; a failure leaves no temporary file.
+
+        Nothing is written when they are the state's already.
+        """
+        if sources == stored.sources:
+            return
         temporary = self.state / (STATE_FILE + ".tmp")
         try:
             temporary.write_bytes(state_file(stored.fingerprint, sources, stored.page_count, stored.rest()))

@@ -151,6 +151,9 @@ class KeptFolders(BuildFolders):
         return InMemory(state, path, self.kept)
 
     def save_sources(self, stored: InMemory, sources: incremental.Sources) -> None:
+        """The state after a freeze that found nothing to do: its sources are now what the scan found,
+        so the next freeze compares only what events name (the watcher's first edit at 100,000 users:
+        about 1 s when the state read at its start was compared whole)."""
         kept = self.kept.state
         self.kept.forget()
         super().save_sources(stored, sources)
