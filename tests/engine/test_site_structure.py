@@ -85,16 +85,20 @@ def test_the_sitemap_lists_every_html_page_but_the_404(events_build):
     assert (events_build / "404.html").is_file()
 
 
-def test_the_sitemap_becomes_an_index_past_its_limit(make_project, tmp_path, monkeypatch):
-    monkeypatch.setattr(builtin_pages, "SITEMAP_LIMIT", 5)
+@pytest.mark.parametrize("limit", [2, 5])  # parts that end inside the listing pages, inside a collection
+def test_the_sitemap_becomes_an_index_past_its_limit(make_project, tmp_path, monkeypatch, limit):
+    monkeypatch.setattr(builtin_pages, "SITEMAP_LIMIT", limit)
     dest = tmp_path / "build"
     freeze_site(make_project("events"), dest, jobs=1)
     index = ElementTree.parse(dest / "sitemap.xml").getroot()
     assert index.tag == f"{SITEMAP}sitemapindex"
+    pages = {"https://lectures.example.org/" + p.relative_to(dest).as_posix().removesuffix("index.html")
+             for p in dest.rglob("index.html")}
+    numbers = range(1, -(-len(pages) // limit) + 1)
     parts = [loc.text for loc in index.iter(f"{SITEMAP}loc")]
-    assert parts == [f"https://lectures.example.org/sitemaps/{n}.xml" for n in (1, 2, 3)]
-    listed = [loc.text for n in (1, 2, 3) for loc in ElementTree.parse(dest / f"sitemaps/{n}.xml").iter(f"{SITEMAP}loc")]
-    assert len(listed) == len(set(listed)) == 13
+    assert len(pages) == 13 and parts == [f"https://lectures.example.org/sitemaps/{n}.xml" for n in numbers]
+    listed = [loc.text for n in numbers for loc in ElementTree.parse(dest / f"sitemaps/{n}.xml").iter(f"{SITEMAP}loc")]
+    assert len(listed) == len(set(listed)) and set(listed) == pages
 
 
 def test_markdown_is_rendered_once_with_links_that_follow_a_sub_path(make_project, tmp_path):
