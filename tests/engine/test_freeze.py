@@ -161,6 +161,17 @@ def test_bad_input_exits_1_naming_file_and_line_and_keeps_the_last_build(make_pr
         ".build.state", "build", "content", "site.py", "static", "templates"]
 
 
+def test_a_first_freeze_reports_a_bad_file_name_and_a_broken_record_at_once(make_project):
+    root = make_project()
+    (root / "content/users/Bad..Slug.yaml").write_text("name: x\n")
+    (root / "content/users/ada-lovelace.yaml").write_text("joined: 2020-01-01\n")
+    result = CliRunner().invoke(main, ["--root", str(root), "freeze"])
+    assert result.exit_code == 1
+    assert "content/users/Bad..Slug.yaml:1:1: name 'Bad..Slug' is not a valid slug" in result.output
+    assert "content/users/ada-lovelace.yaml:1:1: missing required field 'name'" in result.output
+    assert not (root / "build").exists()
+
+
 def test_refuses_to_replace_a_folder_it_did_not_make(make_project):
     root = make_project()
     precious = root / "build"
