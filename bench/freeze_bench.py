@@ -47,11 +47,12 @@ It prints, per run kind, the median wall time of the whole process (Python
 start-up included), its min-max, the time the command reports for itself,
 the files written per second, peak memory (the RSS of the process and all
 its children, summed while it runs, so pages shared after a fork count
-twice) and the speed-up over stock, Hugo and the two floors: in each round,
-their time divided by this one (above 1 is faster), then the median over
-rounds, so that a round slowed by other work on the machine slows both sides
-of a ratio. It checks that the stock and own-floor builds of the first round
-hold the same bytes as the clean one. Nothing is deleted until the end, but
+twice; "-" when every run ended before its first sample) and the speed-up
+over stock, Hugo and the two floors: in each round, their time divided by
+this one (above 1 is faster), then the median over rounds, so that a round
+slowed by other work on the machine slows both sides of a ratio. It checks
+that the stock and own-floor builds of the first round hold the same bytes
+as the clean one. Nothing is deleted until the end, but
 from 100,000 users on, where the builds would fill the memory that /dev/shm
 lives in, each round's cold builds are deleted after the round, with a pause
 before the next (see --work).
@@ -364,10 +365,11 @@ def report(users: int, results: dict[str, list]) -> None:
         rendered = [run[3] for run in runs if run[3] is not None]
         shown = f"{statistics.median(rendered):,.0f}" if rendered else "all"
         peak = max(run[1] for run in runs) / 2**20
+        sampled = f"{peak:.0f}" if peak else "-"  # every run ended before its first sample
         ratios = [f"{statistics.median(ref[0] / run[0] for ref, run in zip(results[name][1], runs)):.2f}x"
                   for name in references]
         print("| " + " | ".join([variant, f"{middle:.2f}", f"{min(times):.2f}-{max(times):.2f}", own, f"{files:,}",
-                                 shown, f"{files / middle:,.0f}", f"{peak:.0f}", *ratios]) + " |")
+                                 shown, f"{files / middle:,.0f}", sampled, *ratios]) + " |")
     print("wall s by round: " + "; ".join(f"{variant} " + " ".join(f"{run[0]:.2f}" for run in runs)
                                           for variant, (_, runs) in results.items()))
 
