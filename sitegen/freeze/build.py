@@ -25,6 +25,7 @@ those. Flask is imported only when some page has to be rendered.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import time
@@ -288,6 +289,9 @@ class Build:
         first = self._record_shares(render, slugs, dirty, early, edited)
         if not self.old_pages:  # no page to list again (plan_listing_round): every slug, 40 MB at a million
             dirty.clear()
+        if self.previous is None:  # every page is rendered: the sources changed and added (all) tell nothing more
+            changed.clear()
+            self.changes.added.clear()
         _, first_results, second_results = render.run_rounds(
             job, first, plan_listing_round,
             lambda done: self.progress(done, self.total), self._take_pages, self.pool)
@@ -382,8 +386,8 @@ class Build:
 
     def _slugs(self) -> tuple[dict[str, list[str]], list[ContentError]]:
         """The records of each kind in file-name order, and the errors in file names."""
-        names_moved = any(path.startswith("content/") for path in self.changes.added | self.changes.removed)
-        if self.previous and not names_moved:
+        if self.previous and not any(path.startswith("content/")
+                                     for path in itertools.chain(self.changes.added, self.changes.removed)):
             return {kind: list(records) for kind, records in self.old_records.items()}, []
         from ..content.loader import names_are_clean, record_paths
 
@@ -403,7 +407,7 @@ class Build:
         changed = self.changes.changed
         if any(path.startswith("templates/") for path in changed):
             changed.add(ANY_TEMPLATE)
-        for path in self.changes.added | self.changes.removed:
+        for path in itertools.chain(self.changes.added, self.changes.removed):  # not a union: all, at first
             if path.startswith("static/"):
                 changed.add(static_link_key(path[len("static/"):]))
         return changed
