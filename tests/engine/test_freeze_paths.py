@@ -56,3 +56,20 @@ def test_case_twins_from_different_workers_are_caught_when_their_pages_meet():
 def test_overlong_names_are_refused_before_the_file_system_fails(monkeypatch, tmp_path):
     message = freeze_with_users(monkeypatch, tmp_path, "x" * 300)
     assert "is over 200 bytes" in message
+
+
+def test_site_pages_that_land_on_one_file_are_refused_before_any_page_is_rendered(make_project, monkeypatch,
+                                                                                   tmp_path):
+    root = make_project("events")
+    site_py = root / "site.py"
+    site_py.write_text(site_py.read_text().replace('@site.route("/contact/")', (
+        '@site.route("/Contact/")\ndef contact_twin():\n    return render_template("contact.html")\n\n\n'
+        '@site.route("/contact/")')))
+
+    def render_share(*args):
+        raise AssertionError("a page was rendered")
+
+    monkeypatch.setattr(render, "render_share", render_share)
+    twins = "'Contact/index.html' and 'contact/index.html' would be written to the same file"
+    with pytest.raises(SiteError, match=twins):
+        freeze.freeze_site(root, tmp_path / "build", jobs=1)
