@@ -246,7 +246,7 @@ class Build:
         # page depends on its own file (its owner's).
         owners = self.old_pages.owned()
         # With no page built yet, every record's pages are rendered: the records whose files changed (all
-        # of them, 2.5 s to find and merge at a million) matter then only if name errors leave none to render.
+        # of them, 2.3 s to find and merge at a million) matter then only if name errors leave none to render.
         edited = edited_records(changed) if self.old_pages or name_errors else set()
         touched = edited | {owner for _, owner in self.old_pages.depending_on(changed) if owner}
         dirty = {kind: set() if name_errors  # kind -> slugs whose pages to render
