@@ -60,9 +60,11 @@ class CheckedFreezer(Freezer):
 
     Frozen-Flask joins the decoded URL to the destination as it is; a slug
     such as ``..`` would write outside it. A case twin, which would overwrite
-    another page, is refused by check_collisions over every page of the
-    build before it is committed: a dictionary of the files of each share
-    as well held about 110 bytes a page in each worker. The url_for log is
+    another page, is refused by check_collisions: over the planned pages
+    before any is rendered, and over every page of the build before a freeze
+    that may have new pages (a first one, a record added) is committed. A
+    dictionary of the files of each share as well held about 110 bytes a
+    page in each worker. The url_for log is
     off: every page comes from a generator, and the log costs time that
     grows with the links on a page.
     """
