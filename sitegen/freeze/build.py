@@ -137,12 +137,15 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
         folders.start_staging()
         build = Build(site, folders, base_url, expected, stored.load() if stored else None, changes,
                       jobs, _throttled(progress), pool)
-        state, written, deleted = build.run()
-        if not dest.exists():
+        state, rendered, deleted = build.run()
+        written: list[str] = []
+        if not dest.exists():  # the staged tree becomes build/ in one rename: no file to journal
             (folders.tree / MARKER).write_text(incremental.MARKER_TEXT)
-            written.append(MARKER)
-        elif stored is None:
-            deleted = folders.files_not_written(written)
+        else:  # a list of every file of a first freeze: 80 MB at a million pages, made only when needed
+            written = list(rendered.files())
+            if stored is None:
+                deleted = folders.files_not_written(written)
+        del rendered
         stored = None  # its sources too, before the new state is dumped (see Build.drop_previous)
         build.drop_previous()
         folders.mark_ready(state, written, deleted)
@@ -228,7 +231,7 @@ class Build:
         self.new_pages = Pages()  # rendered by this freeze, as the workers send them
         self.shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple for equal dependencies or links
 
-    def run(self) -> tuple[State, list[str], list[str]]:
+    def run(self) -> tuple[State, Pages, list[str]]:
         from . import render  # Flask, only now that something has to be rendered
         from .linkcheck import broken_links  # and the HTML parser (3 ms)
 
@@ -314,23 +317,22 @@ class Build:
         if self.old_pages:
             pages = self.old_pages.kept(records, others)
             pages.update(new_pages.items())
-        written, rendered = list(new_pages.files()), list(new_pages)
         if self.previous is None or any(path.startswith("content/") for path in self.changes.added):
             render.check_collisions(pages.files())
         deleted = self.old_pages.files_gone_from(pages)
         # The last build had no broken link (one stops the freeze before its commit): unless a file is
         # gone, only the pages rendered now can have one. At 10,000 pages, 1 ms instead of 12.
-        checked = None if self.previous is None or deleted else rendered
+        checked = None if self.previous is None or deleted else list(new_pages)
         broken = broken_links(pages, self.root, base_path_of(self.base_url or settings.base_url), checked)
         if broken:
             raise SiteError("\n".join(broken))
-        self.rendered = len(written)
+        self.rendered = len(new_pages)
         sources = self.changes.sources  # with the entries of the records the workers read
         incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
         forget_fields_of_unknown_versions(sources, records)
         state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, references,
                       pages)
-        return state, written, deleted
+        return state, new_pages, deleted
 
     def _take_pages(self, batch: list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]]) -> None:
         """Keep a batch of rendered pages as the state stores them, as they arrive.
