@@ -15,6 +15,7 @@ import os
 import traceback
 import unicodedata
 import warnings
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -368,21 +369,21 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
 
     The parent gets each record's field digests, never its data; this
     process keeps the encoded records it parsed, marshalled (about 160 bytes
-    a user instead of 1 KB of objects), and decodes one when a page asks for
-    it. A complete share parses nothing up front: a page that reads a record
-    has its file parsed then (see _file_loader).
+    a user instead of 1 KB of objects, see PackedRecords), and decodes one
+    when a page asks for it. A complete share parses nothing up front: a
+    page that reads a record has its file parsed then (see _file_loader).
     """
     result = ShareParse()
     collections = {}
     racy_after = racy_cutoff()
     context = parse_context(job.site, job.base_url or job.settings.base_url)
-    encoded_by_kind: dict[str, dict[str, bytes]] = {}
+    packed_by_kind: dict[str, PackedRecords] = {}
     for kind, collection in job.site.collections.items():
         schema = schema_of(collection.model, job.site)
         if share.complete:
             collections[kind] = LazyRecords(dict.fromkeys(share.listed[kind]), _file_loader(job, kind, schema, context))
             continue
-        encoded = encoded_by_kind[kind] = {}
+        packed = packed_by_kind[kind] = PackedRecords()
         for slug in share.parse.get(kind, ()):
             source = record_key(kind, slug)
             try:
@@ -392,27 +393,59 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
             except ContentError as exc:
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 continue
-            encoded[slug] = marshal.dumps(values)
+            packed.add(slug, marshal.dumps(values))
             result.parsed.setdefault(kind, {})[slug] = field_digests(values)
-        collections[kind] = LazyRecords(encoded, functools.partial(_decode, schema, encoded))
+        packed.index()
+        collections[kind] = LazyRecords(packed, functools.partial(_decode, schema, packed))
     if not share.complete:
-        result.references = find_references(job.site, {kind: _Unmarshalled(encoded)
-                                                       for kind, encoded in encoded_by_kind.items()}, encoded=True)
+        result.references = find_references(job.site, packed_by_kind, encoded=True)
     return result, collections
 
 
-class _Unmarshalled:
-    """A share's marshalled records as find_references reads them, one unmarshalled at a time."""
+class PackedRecords:
+    """A share's records, marshalled one after the other into one buffer: slug -> encoded values.
 
-    def __init__(self, marshalled: dict[str, bytes]):
-        self.marshalled = marshalled
+    One large block, outside Python's arenas for small objects: a bytes
+    object a record, each allocated among the parse's short-lived objects,
+    kept those arenas mapped after the parse was sent, and a record worker
+    held about 380 MB at a million users (see docs/speed.md).
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.ends = array("Q")  # where each record ends in the buffer
+        self.slugs: list[str] = []
+        self.positions: dict[str, int] = {}
+
+    def add(self, slug: str, data: bytes) -> None:
+        self.buffer += data
+        self.ends.append(len(self.buffer))
+        self.slugs.append(slug)
+
+    def index(self) -> None:
+        """Find records by slug; made once every record is in, so its numbers are not among the parse's objects."""
+        self.positions = dict(zip(self.slugs, range(len(self.slugs))))
+
+    def values_at(self, position: int) -> tuple:
+        start = self.ends[position - 1] if position else 0
+        return marshal.loads(memoryview(self.buffer)[start:self.ends[position]])
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self.positions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.slugs)
+
+    def __len__(self) -> int:
+        return len(self.slugs)
 
     def items(self) -> Iterator[tuple[str, tuple]]:
-        return ((slug, marshal.loads(data)) for slug, data in self.marshalled.items())
+        """Each record's encoded values, unmarshalled one at a time (for find_references)."""
+        return ((slug, self.values_at(position)) for position, slug in enumerate(self.slugs))
 
 
-def _decode(schema: Any, encoded: dict[str, bytes], slug: str) -> Any:
-    return schema.decode(slug, marshal.loads(encoded[slug]))
+def _decode(schema: Any, packed: PackedRecords, slug: str) -> Any:
+    return schema.decode(slug, packed.values_at(packed.positions[slug]))
 
 
 def _read_record_file(job: Job, source: str) -> tuple[bytes, os.stat_result]:
