@@ -267,12 +267,13 @@ class Build:
             errors = [ContentError(*error) for parsed in parses for error in parsed.errors]
             if name_errors or errors:
                 raise ContentErrors(name_errors + errors)
-            records.update(self._merge_records(slugs, parses))
-            references.update(self._merge_references(records, parses))
-            listed_changes = self._changed_fields(records, parses)
-            for parsed in parses:  # now in records and sources: not held twice, nor by the worker forked next
-                self.changes.sources.update(parsed.sources)
-                parsed.parsed, parsed.references, parsed.sources = {}, [], {}
+            parsed_now = self._take_parses(first, parses)
+            records.update(self._merge_records(slugs, parsed_now))
+            references.update(self._merge_references(records, parsed_now, parses))
+            listed_changes = self._changed_fields(records, parsed_now)
+            del parsed_now  # in records now: not held twice, nor by the worker forked next
+            for parsed in parses:
+                parsed.references = []
             errors = self._reference_errors(records, references)
             if errors:
                 raise ContentErrors(errors)
@@ -418,7 +419,8 @@ class Build:
         old = self.old_pages.get(url)
         return old is None or not changed.isdisjoint(old[2]) or bool(old[1]) and record_key(*old[1]) in changed
 
-    def _changed_fields(self, records: dict[str, dict[str, bytes]], parses: list[Any]) -> set[str]:
+    def _changed_fields(self, records: dict[str, dict[str, bytes]],
+                        parsed_now: dict[str, dict[str, bytes]]) -> set[str]:
         """Collection keys that changed: the list of records, and each field edited in each record.
 
         Only a record read again can have changed: the others are the last state's own digests
@@ -432,13 +434,24 @@ class Build:
             if list(old) != list(new):
                 changed.add(members_key(kind))
             fields = schema_of(self.site.collections[kind].model, self.site).names
-            for parsed in parses:
-                for slug, digests in parsed.parsed.get(kind, {}).items():
-                    before = old.get(slug)
-                    if before is not None and before != digests:
-                        changed.update(field_key(kind, slug, name)
-                                       for name in incremental.changed_fields(before, digests, fields))
+            for slug, digests in parsed_now.get(kind, {}).items():
+                before = old.get(slug)
+                if before is not None and before != digests:
+                    changed.update(field_key(kind, slug, name)
+                                   for name in incremental.changed_fields(before, digests, fields))
         return changed
+
+    def _take_parses(self, shares: list[Any], parses: list[Any]) -> dict[str, dict[str, bytes]]:
+        """The field digests of each record parsed now (kind -> slug -> digests), the files' entries put
+        into the sources; the parses emptied of both."""
+        parsed_now: dict[str, dict[str, bytes]] = {kind: {} for kind in self.site.collections}
+        sources = self.changes.sources
+        for share, parsed in zip(shares, parses):
+            for kind, slug, digests, entry in parsed.records(share):
+                parsed_now[kind][slug] = digests
+                sources[record_key(kind, slug)] = entry
+            parsed.parsed, parsed.sources = {}, {}
+        return parsed_now
 
     # ------------------------------------------------------------ sharing out the work
 
@@ -501,28 +514,28 @@ class Build:
         _raise_first_failure(results)
         return results
 
-    def _merge_records(self, slugs: dict[str, list[str]], results: list[Any]) -> dict[str, dict[str, bytes]]:
+    def _merge_records(self, slugs: dict[str, list[str]],
+                       parsed_now: dict[str, dict[str, bytes]]) -> dict[str, dict[str, bytes]]:
         """Every record's field digests: parsed now, or kept from the last freeze."""
         records = {}
         for kind, names in slugs.items():
-            parsed = {}
-            for result in results:
-                parsed.update(result.parsed.get(kind, {}))
+            parsed = parsed_now.get(kind, {})
             old = self.old_records.get(kind, {})
             if names == list(old):  # no file came or went: a copy, 40-80 ms -> 2 ms at 100,000 users
                 records[kind] = {**old, **parsed}
+            elif len(parsed) == len(names) and list(parsed) == names:  # every record parsed, as in a first freeze
+                records[kind] = parsed
             else:
                 records[kind] = {slug: parsed[slug] if slug in parsed else old[slug] for slug in names}
         return records
 
-    def _merge_references(self, records: dict[str, dict[str, bytes]],
-                          results: list[Any]) -> dict[str, dict[str, list]]:
+    def _merge_references(self, records: dict[str, dict[str, bytes]], parsed_now: dict[str, dict[str, bytes]],
+                          parses: list[Any]) -> dict[str, dict[str, list]]:
         """Each record's references: found by this freeze's parse, or kept for the records not parsed."""
-        parsed = {(kind, slug) for result in results for kind, by_slug in result.parsed.items() for slug in by_slug}
         references: dict[str, dict[str, list]] = {
             kind: {slug: found for slug, found in self.old_references.get(kind, {}).items()
-                   if slug in records[kind] and (kind, slug) not in parsed} for kind in records}
-        for result in results:
-            for reference in result.references:
+                   if slug in records[kind] and slug not in parsed_now.get(kind, {})} for kind in records}
+        for parsed in parses:
+            for reference in parsed.references:
                 references[reference[0]].setdefault(reference[1], []).append(reference)
         return {kind: by_slug for kind, by_slug in references.items() if by_slug}
