@@ -191,12 +191,13 @@ def register_record_generators(freezer: Freezer, routes: list[RecordRoute], slug
     ``on_page`` hears of each page's record, (collection, slug), as it is generated.
 
     One iterator for all: a share that restarts its generators after a
-    deferred page goes on from the page after it. A list's iterator, not a
-    generator, since closing the generator that was interrupted must not
-    end it.
+    deferred page goes on from the page after it. Frozen-Flask closes the
+    generator it was interrupted in, ``record_pages``, not this one, which
+    makes each page as it is asked for (a list of them held 64 bytes a page
+    in each worker).
     """
-    pages = iter([(route, slug) for kind, names in slugs.items()
-                  for slug in names for route in routes if route.collection == kind])
+    pages = ((route, slug) for kind, names in slugs.items()
+             for slug in names for route in routes if route.collection == kind)
 
     @freezer.register_generator
     def record_pages():
