@@ -60,7 +60,7 @@ try:  # hashlib's own blake2b, without the OpenSSL bindings importing hashlib lo
 except ImportError:  # a Python built without its own hash functions
     from hashlib import blake2b
 
-STATE_VERSION = 6
+STATE_VERSION = 7
 HEAD_LENGTH_BYTES = 8  # the state file starts with the length of its head
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"  # the journal of a commit that is ready to apply

@@ -106,9 +106,12 @@ def broken_links(pages: Pages, root: Path, base_path: str, only: Iterable[str] |
     found = []
     for url, page in (pages.items() if only is None else ((url, pages[url]) for url in only)):
         links = page[3]
-        bad = broken.get(id(links))
-        if bad is None:
-            bad = broken[id(links)] = not all(pages.has_file(target, whole_files) for target in links)
+        if url in pages.whole:  # unpacked for this page alone: no other page has the tuple, nor may its id
+            bad = not all(pages.has_file(target, whole_files) for target in links)
+        else:
+            bad = broken.get(id(links))
+            if bad is None:
+                bad = broken[id(links)] = not all(pages.has_file(target, whole_files) for target in links)
         if bad:
             found.append(url)
     problems = []

@@ -76,6 +76,23 @@ def test_the_questions_a_freeze_asks_of_the_last_pages():
     assert not pages.has_file("users/nobody/index.html", whole_files)
 
 
+def test_whether_a_page_must_be_rendered_again_is_answered_exactly():
+    pages = Pages()
+    pages.update(sample_pages().items())
+    pages["/users/"] = ("users/index.html", None, ("static/a.css.map", "users:ann.name", ""), ("",))
+    assert pages["/users/"] == ("users/index.html", None, ("static/a.css.map", "users:ann.name", ""), ("",))
+    many = {f"key-{number}" for number in range(40)}  # too many to search the packed dependencies for
+    assert not pages.dirty("/users/", {"static/a.css"})  # written inside another dependency: not one itself
+    assert not pages.dirty("/users/", many | {"static/a.css"})
+    assert pages.dirty("/users/", {"users:ann.name"}) and pages.dirty("/users/", many | {"users:ann.name"})
+    assert list(pages.depending_on({"users:ann.name"})) == [("/users/", None)]
+    assert not pages.dirty("/users/user-001/", {"users:ann.name"})
+    assert pages.dirty("/users/user-001/", {"templates/profile.html"})
+    assert pages.dirty("/users/user-001/", {"content/users/user-001.yaml"})  # its owner's file
+    assert pages.dirty("/sitemap.xml", {"users:*"}) and not pages.dirty("/sitemap.xml", {"events:*"})
+    assert pages.dirty("/a/new/page/", set())
+
+
 def test_the_state_keeps_its_pages_through_a_round_trip(tmp_path):
     pages = Pages()
     pages.update(sample_pages().items())
