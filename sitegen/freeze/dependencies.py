@@ -22,7 +22,7 @@ same values, they only take notes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 SITE = "content/site.yaml"
@@ -97,11 +97,13 @@ class TrackedRecords(Mapping):
     the collection makes it depend on the list and on the fields it reads.
     ``complete=False`` holds only some records (a worker's share): a page
     that needs others raises Deferred instead of rendering wrongly. Such a
-    share still knows every slug (``listed``, in order), so it can count the
-    collection and render the listing pages whose records it holds.
+    share still knows the slugs in order (``listed``; None stands for the
+    slug of a record it does not hold), so it can count the collection and
+    render the listing pages whose records it holds.
     """
 
-    def __init__(self, kind: str, records: Any, recorder: Recorder, *, complete: bool, listed: list[str]):
+    def __init__(self, kind: str, records: Any, recorder: Recorder, *, complete: bool,
+                 listed: Sequence[str | None]):
         self._kind, self._records, self._recorder, self._complete = kind, records, recorder, complete
         self._listed = listed
 

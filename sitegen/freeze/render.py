@@ -16,7 +16,7 @@ import traceback
 import unicodedata
 import warnings
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -339,8 +339,35 @@ class Share:
     urls: list[str]  # other pages to render
     owners: dict[str, tuple[str, str]]  # url -> its record, for record pages deferred to a later round
     parse: dict[str, list[str]]  # kind -> slugs to read from their files first, in file-name order
-    listed: dict[str, list[str]]  # kind -> every slug, in file-name order
+    listed: dict[str, Sequence[str | None]]  # kind -> every slug, in file-name order (or a ListedWindow on them)
     complete: bool  # whether pages may read any record (read from its file when needed), not only ``parse``
+
+
+class ListedWindow(Sequence):
+    """The slugs of a collection as a share that parses a run of its records sees them: those of its
+    run, from position ``start``; any other is None, the slug of a record the share does not hold.
+
+    A page that needs one of those is deferred anyway (see TrackedRecords.slice), and the share
+    still counts the whole collection.
+    """
+
+    def __init__(self, count: int, start: int, slugs: list[str]):
+        self.count, self.start, self.slugs = count, start, slugs
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self.count)
+            if step == 1 and self.start <= start and stop <= self.start + len(self.slugs):  # a listing page of its own
+                return self.slugs[start - self.start:stop - self.start]
+            return [self[position] for position in range(start, stop, step)]
+        position = index + self.count if index < 0 else index
+        if not 0 <= position < self.count:
+            raise IndexError(index)
+        at = position - self.start
+        return self.slugs[at] if 0 <= at < len(self.slugs) else None
 
 
 @dataclass

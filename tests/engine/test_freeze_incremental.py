@@ -145,6 +145,24 @@ def test_parallel_and_sequential_freezes_are_byte_identical(project, tmp_path):
     assert snapshot(parallel) == snapshot(sequential)
 
 
+def test_record_pages_that_show_records_of_another_worker_are_the_same_as_in_one_process(project, tmp_path):
+    from test_freeze import page
+
+    site_file = project / "site.py"
+    site_file.write_text(site_file.read_text().replace(
+        'return render_template("profile.html", user=user,',
+        'return render_template("profile.html", first=site.records("users").first(2), user=user,'))
+    profile = project / "templates/profile.html"
+    profile.write_text(profile.read_text().replace(
+        "<h1>{{ user.name }}</h1>",
+        '<h1>{{ user.name }}</h1><p class="first">{% for other in first %}{{ other.name }};{% endfor %}</p>'))
+    parallel, sequential = tmp_path / "parallel", tmp_path / "sequential"
+    freeze_site(project, parallel, jobs=2, clean=True)  # the second worker holds neither of the first two
+    freeze_site(project, sequential, jobs=1, clean=True)
+    assert page(parallel, "/users/member-039/").select_one(".first").get_text() == "Ada Lovelace;Alan Turing;"
+    assert snapshot(parallel) == snapshot(sequential)
+
+
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
