@@ -61,6 +61,7 @@ except ImportError:  # a Python built without its own hash functions
     from hashlib import blake2b
 
 STATE_VERSION = 7
+CONTENT_DIGEST = 16  # bytes of a file's digest
 HEAD_LENGTH_BYTES = 8  # the state file starts with the length of its head
 STATE_FILE = "state.marshal"
 COMMIT_FILE = "commit.marshal"  # the journal of a commit that is ready to apply
@@ -105,7 +106,7 @@ def cyclic_gc(enabled: bool) -> Iterator[None]:
 
 
 def digest(data: bytes) -> bytes:
-    return blake2b(data, digest_size=16).digest()
+    return blake2b(data, digest_size=CONTENT_DIGEST).digest()
 
 
 def file_digest(path: Path) -> bytes:

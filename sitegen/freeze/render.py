@@ -36,7 +36,8 @@ from ..routes import RecordRoute, enumerated_urls, record_routes
 from ..site import Site
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .fetch import Fetcher
-from .incremental import LazyRecords, cyclic_gc, digest, field_digests, racy_cutoff, read_file, source_entry
+from .incremental import (CONTENT_DIGEST, LazyRecords, cyclic_gc, digest, field_digests, racy_cutoff, read_file,
+                          source_entry)
 from .linkcheck import page_links
 
 # Editor leftovers. Hidden files are ".?*", not ".*": Frozen-Flask matches the patterns
@@ -49,6 +50,7 @@ PROGRESS_SECONDS = 0.1
 # held about 1 KB each (their URLs, files, dependencies and links), and the parent unpickled every
 # share's list at once at the end.
 PAGES_BATCH = 1000
+UNREAD = (-1, -1, bytes(CONTENT_DIGEST))  # the entry of a record that could not be parsed (the freeze stops)
 
 
 def fold_file(file: str) -> str:
@@ -370,6 +372,23 @@ class ListedWindow(Sequence):
         return self.slugs[at] if 0 <= at < len(self.slugs) else None
 
 
+class FileEntries:
+    """The state entries (mtime, size, digest; see incremental.source_entry) of a run of records' files,
+    packed: 32 bytes a record where a tuple of two numbers and a digest took about 180 in the parent."""
+
+    def __init__(self) -> None:
+        self.times, self.sizes, self.digests = array("q"), array("q"), bytearray()
+
+    def append(self, entry: tuple[int, int, bytes]) -> None:
+        self.times.append(entry[0])
+        self.sizes.append(entry[1])
+        self.digests += entry[2]
+
+    def __getitem__(self, position: int) -> tuple[int, int, bytes]:
+        return (self.times[position], self.sizes[position],
+                bytes(self.digests[position * CONTENT_DIGEST:(position + 1) * CONTENT_DIGEST]))
+
+
 @dataclass
 class ShareParse:
     """What a share read from its records' files; sent to the parent before the share renders.
@@ -381,16 +400,24 @@ class ShareParse:
     """
 
     parsed: dict[str, list[bytes | None]] = field(default_factory=dict)  # kind -> field digests (None: not parsed)
-    sources: dict[str, list[tuple[int, int, bytes] | None]] = field(default_factory=dict)  # kind -> file's state entry
+    sources: dict[str, FileEntries] = field(default_factory=dict)  # kind -> the state entry of each one's file
     references: list[tuple] = field(default_factory=list)  # of the records parsed (loader.find_references)
     errors: list[tuple[str, int, int, str]] = field(default_factory=list)
 
-    def records(self, share: Share) -> Iterator[tuple[str, str, bytes, tuple[int, int, bytes]]]:
-        """(kind, slug, field digests, state entry of its file) of each record parsed, the slugs the share's."""
+    def records(self, share: Share) -> Iterator[tuple[str, str, bytes]]:
+        """(kind, slug, field digests) of each record parsed, the slugs the share's."""
         for kind, digests in self.parsed.items():
-            for slug, found, entry in zip(share.parse.get(kind, ()), digests, self.sources[kind]):
+            for slug, found in zip(share.parse.get(kind, ()), digests):
                 if found is not None:
-                    yield kind, slug, found, entry
+                    yield kind, slug, found
+
+    def entries(self, share: Share) -> Iterator[tuple[str, str, tuple[int, int, bytes]]]:
+        """(kind, slug, state entry of its file) of each record parsed."""
+        for kind, digests in self.parsed.items():
+            entries = self.sources[kind]
+            for position, (slug, found) in enumerate(zip(share.parse.get(kind, ()), digests)):
+                if found is not None:
+                    yield kind, slug, entries[position]
 
 
 @dataclass
@@ -427,7 +454,7 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
             continue
         packed = packed_by_kind[kind] = PackedRecords()
         digests: list[bytes | None] = []
-        entries: list[tuple[int, int, bytes] | None] = []
+        entries = FileEntries()
         result.parsed[kind], result.sources[kind] = digests, entries
         for slug in share.parse.get(kind, ()):
             source = record_key(kind, slug)
@@ -437,7 +464,7 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
             except ContentError as exc:
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 digests.append(None)
-                entries.append(None)
+                entries.append(UNREAD)
                 continue
             packed.add(slug, marshal.dumps(values))
             digests.append(field_digests(values))
