@@ -98,7 +98,8 @@ def test_the_state_keeps_its_pages_through_a_round_trip(tmp_path):
     pages.update(sample_pages().items())
     state = incremental.State(b"f" * 16, {"content/site.yaml": (1, 2, b"d" * 16)}, None, {"users": {}}, {}, pages)
     path = tmp_path / "state.marshal"
-    path.write_bytes(b"".join(state.dump()))
+    with open(path, "wb") as file:
+        state.write(file)
     head_length = int.from_bytes(path.read_bytes()[:incremental.HEAD_LENGTH_BYTES], "little")
     stored = incremental.StoredState(b"f" * 16, state.sources, len(pages), path,
                                      incremental.HEAD_LENGTH_BYTES + head_length)
