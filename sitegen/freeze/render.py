@@ -50,6 +50,7 @@ PROGRESS_SECONDS = 0.1
 # held about 1 KB each (their URLs, files, dependencies and links), and the parent unpickled every
 # share's list at once at the end.
 PAGES_BATCH = 1000
+PARSE_PART = 10_000  # records whose digests a worker sends at a time (see parse_share)
 UNREAD = (-1, -1, bytes(CONTENT_DIGEST))  # the entry of a record that could not be parsed (the freeze stops)
 
 
@@ -384,6 +385,11 @@ class FileEntries:
         self.sizes.append(entry[1])
         self.digests += entry[2]
 
+    def extend(self, other: FileEntries) -> None:
+        self.times.extend(other.times)
+        self.sizes.extend(other.sizes)
+        self.digests += other.digests
+
     def __getitem__(self, position: int) -> tuple[int, int, bytes]:
         return (self.times[position], self.sizes[position],
                 bytes(self.digests[position * CONTENT_DIGEST:(position + 1) * CONTENT_DIGEST]))
@@ -403,6 +409,23 @@ class ShareParse:
     sources: dict[str, FileEntries] = field(default_factory=dict)  # kind -> the state entry of each one's file
     references: list[tuple] = field(default_factory=list)  # of the records parsed (loader.find_references)
     errors: list[tuple[str, int, int, str]] = field(default_factory=list)
+
+    def add(self, kind: str, digests: bytes | None, entry: tuple[int, int, bytes]) -> None:
+        """The next record of ``kind``: its field digests (None: not parsed) and its file's entry."""
+        self.parsed.setdefault(kind, []).append(digests)
+        self.sources.setdefault(kind, FileEntries()).append(entry)
+
+    def extend(self, part: ShareParse) -> None:
+        """Take in the part that follows this one (see parse_share)."""
+        for kind, digests in part.parsed.items():
+            self.parsed.setdefault(kind, []).extend(digests)
+            self.sources.setdefault(kind, FileEntries()).extend(part.sources[kind])
+        self.references += part.references
+        self.errors += part.errors
+
+    def count(self) -> int:
+        """Records in this part."""
+        return sum(map(len, self.parsed.values()))
 
     def records(self, share: Share) -> Iterator[tuple[str, str, bytes]]:
         """(kind, slug, field digests) of each record parsed, the slugs the share's."""
@@ -433,7 +456,8 @@ class ShareResult:
 TakePages = Callable[[list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]]], None]
 
 
-def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecords]]:
+def parse_share(job: Job, share: Share, send_part: Callable[[ShareParse], None] | None = None,
+                ) -> tuple[ShareParse, dict[str, LazyRecords]]:
     """Read this share's records: what the parent needs, and the collections to render with.
 
     The parent gets each record's field digests, never its data; this
@@ -441,6 +465,10 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
     a user instead of 1 KB of objects, see PackedRecords), and decodes one
     when a page asks for it. A complete share parses nothing up front: a
     page that reads a record has its file parsed then (see _file_loader).
+    With ``send_part``, what the parent needs goes to it PARSE_PART records at
+    a time, and the result holds the rest: held whole until the parse's end,
+    it was 35 MB more in each record worker at a million users, just as the
+    listing round starts.
     """
     result = ShareParse()
     collections = {}
@@ -453,22 +481,21 @@ def parse_share(job: Job, share: Share) -> tuple[ShareParse, dict[str, LazyRecor
             collections[kind] = LazyRecords(dict.fromkeys(share.listed[kind]), _file_loader(job, kind, schema, context))
             continue
         packed = packed_by_kind[kind] = PackedRecords()
-        digests: list[bytes | None] = []
-        entries = FileEntries()
-        result.parsed[kind], result.sources[kind] = digests, entries
         for slug in share.parse.get(kind, ()):
+            if send_part and result.count() >= PARSE_PART:
+                send_part(result)
+                result = ShareParse()
             source = record_key(kind, slug)
             try:
                 data, stat = _read_record_file(job, source)  # read once: for the state and for the parser
                 values = schema.encode(load_record(schema, job.root / source, job.root, context, data))
             except ContentError as exc:
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
-                digests.append(None)
-                entries.append(UNREAD)
+                result.add(kind, None, UNREAD)
                 continue
             packed.add(slug, marshal.dumps(values))
-            digests.append(field_digests(values))
-            entries.append(source_entry(stat.st_mtime_ns, stat.st_size, digest(data), racy_after))
+            result.add(kind, field_digests(values), source_entry(stat.st_mtime_ns, stat.st_size, digest(data),
+                                                                racy_after))
         packed.index()
         collections[kind] = LazyRecords(packed, functools.partial(_decode, schema, packed))
     if not share.complete:
@@ -732,6 +759,7 @@ class _Workers:
         self.processes: list[Any] = []
         self.receivers: dict[Any, int] = {}
         self.parses: dict[int, ShareParse] = {}
+        self.parts: dict[int, ShareParse] = {}  # what a worker still parsing sent so far
         self.reporting = 0  # workers that send what they parsed
         self.results: dict[int, ShareResult] = {}
 
@@ -785,8 +813,11 @@ class _Workers:
                 raise SiteError(value)
             if outcome == "crash":  # a bug: its traceback, from the worker
                 raise RuntimeError(f"a freeze worker failed:\n{value}")
-            if outcome == "parsed":
-                self.parses[index] = value
+            if outcome == "parsed-part":
+                self.parts.setdefault(index, ShareParse()).extend(value)
+            elif outcome == "parsed":
+                self.parses[index] = self.parts.pop(index, ShareParse())
+                self.parses[index].extend(value)
             elif outcome == "pages":
                 self.take_pages(value)
             else:
@@ -817,7 +848,8 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
         counter.value += 1
 
     try:
-        parsed, collections = parse_share(job, share)
+        parsed, collections = parse_share(job, share, (lambda part: send.send(("parsed-part", part)))
+                                          if reports_parse else None)
         if reports_parse:
             send.send(("parsed", parsed))
             if parsed.errors:  # the freeze stops; nothing to render

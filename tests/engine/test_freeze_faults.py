@@ -209,7 +209,7 @@ def test_a_full_disk_in_a_worker_names_the_disk_in_one_line(project, monkeypatch
 def test_an_error_in_a_worker_is_the_same_one_line(project, monkeypatch):
     from sitegen.errors import SiteError
 
-    def broken(job, share):
+    def broken(*arguments):
         raise SiteError("content/users/member-001.yaml:1:1: broken")
 
     monkeypatch.setattr(render, "parse_share", broken)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from support import REPO, check_random_edits_match_a_clean_freeze, snapshot
-from sitegen.freeze import incremental
+from sitegen.freeze import incremental, render
 from sitegen.cli import main
 from sitegen.errors import SiteError
 from sitegen.freeze import freeze_site
@@ -143,6 +143,23 @@ def test_parallel_and_sequential_freezes_are_byte_identical(project, tmp_path):
     freeze_site(project, parallel, jobs=2, clean=True)
     freeze_site(project, sequential, jobs=1, clean=True)
     assert snapshot(parallel) == snapshot(sequential)
+
+
+def test_workers_that_send_their_parse_in_parts_keep_every_record_in_its_place(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(render, "PARSE_PART", 7)  # each worker's parse reaches the parent in several parts
+    in_parts, whole = tmp_path / "parts", tmp_path / "whole"
+    freeze_site(project, in_parts, jobs=2, clean=True)
+    freeze_site(project, whole, jobs=1, clean=True)
+    assert snapshot(in_parts) == snapshot(whole)
+    member = project / "content/users/member-033.yaml"
+    member.write_text(member.read_text().replace("Bio 33.", "Another bio."))
+    assert freeze_site(project, in_parts, jobs=2).rendered == 1  # its digests were kept as its own
+    for number in (2, 37):
+        (project / f"content/users/member-{number:03d}.yaml").write_text("name: [\n")
+    with pytest.raises(SiteError) as caught:
+        freeze_site(project, tmp_path / "broken", jobs=2, clean=True)
+    assert [line.split(":")[0] for line in caught.value.format_message().splitlines()] == [
+        "content/users/member-002.yaml", "content/users/member-037.yaml"]
 
 
 def test_record_pages_that_show_records_of_another_worker_are_the_same_as_in_one_process(project, tmp_path):
