@@ -274,6 +274,7 @@ class Build:
             del parsed_now  # in records now: not held twice, nor by the worker forked next
             for parsed in parses:  # its digests, the very ones of records, say which entries to take (_take_entries)
                 parsed.references = []
+            render.give_back_free_memory()
             errors = self._reference_errors(records, references)
             if errors:
                 raise ContentErrors(errors)
