@@ -16,6 +16,7 @@ import os
 import traceback
 import unicodedata
 import warnings
+import weakref
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -733,12 +734,19 @@ class Pool:
         counter = self.context.RawValue("q", 0)
         work, handed = self.context.Pipe(duplex=False)
         results, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_waiting_worker, args=(self.site, work, handed, counter, send),
-                                       daemon=True)
+        process = self.context.Process(target=_waiting_worker, daemon=True,
+                                       args=(self.site, work, send, counter, [handed, results, *_PARENT_ENDS]))
         process.start()
         work.close()
         send.close()
+        _PARENT_ENDS.update((handed, results))
         return _Waiting(process, counter, handed, results)
+
+
+# This process's ends of its workers' pipes. Each worker closes its copies of them, its own
+# pipes' included: held open there, a pipe told a worker neither that the parent was gone nor
+# that no one would read, and the workers of a killed freeze waited for ever.
+_PARENT_ENDS: weakref.WeakSet = weakref.WeakSet()
 
 
 class _Waiting(NamedTuple):
@@ -838,9 +846,10 @@ def give_back_free_memory() -> None:
         pass
 
 
-def _waiting_worker(site: Site, work: Any, handed: Any, counter: Any, send: Any) -> None:
+def _waiting_worker(site: Site, work: Any, send: Any, counter: Any, parent_ends: list[Any]) -> None:
     """Wait for (job, share, reports_parse) and do it; None: nothing to do, said so; False: not needed."""
-    handed.close()  # the parent's end, copied by the fork: closed here, the parent's exit ends the wait
+    for parent_end in parent_ends:  # copied by the fork (see _PARENT_ENDS): the parent's exit ends the wait
+        parent_end.close()
     try:
         message = work.recv()
     except EOFError:  # the parent is gone

@@ -9,12 +9,15 @@ too, not only while pages render; the first kill waits for its commit.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from support import EXAMPLE, REPO
 from sitegen.freeze import freeze_site
@@ -95,3 +98,44 @@ def test_killed_freezes_recover_to_a_clean_build(make_project, tmp_path):
     assert done.returncode == 0, done.stderr
     assert snapshot(dest) == clean_copy(root, tmp_path, "end")
     assert time.monotonic() - started < 60
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie that no one has reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in /proc")
+def test_the_workers_of_a_killed_freeze_end_too(make_project):
+    root = make_project()
+    add_users(root, 3000)
+    freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze", "--jobs", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staged = root / ".build.state/next/tree/users"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and freeze.poll() is None:  # until the workers render pages
+        if staged.is_dir() and len(os.listdir(staged)) > 100:
+            break
+        time.sleep(0.002)
+    workers = children_of(freeze.pid)  # two record workers and the listing one
+    freeze.send_signal(signal.SIGKILL)
+    freeze.wait()
+    deadline = time.monotonic() + 20
+    while not all(map(ended, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if not ended(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert len(workers) == 3 and not left
