@@ -152,7 +152,7 @@ class TrackedRecords(Mapping):
         slugs = self._listed[start:stop]
         if not self._complete and not all(slug in self._records for slug in slugs):
             raise Deferred(self._kind)
-        return [self._listed_record(slug, self._records[slug]) for slug in slugs]
+        return [self._listed_record(slug, self._records.listed(slug)) for slug in slugs]
 
     def first(self, count: int) -> list[ListedRecord]:
         return self.slice(0, count)

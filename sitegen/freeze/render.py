@@ -38,8 +38,8 @@ from ..routes import RecordRoute, enumerated_urls, record_routes
 from ..site import Site
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .fetch import Fetcher
-from .incremental import (CONTENT_DIGEST, LazyRecords, cyclic_gc, digest, field_digests, racy_cutoff, read_file,
-                          source_entry)
+from .incremental import (CONTENT_DIGEST, LazyRecords, ListedSlugs, cyclic_gc, digest, field_digests, racy_cutoff,
+                          read_file, source_entry)
 from .linkcheck import page_links
 
 # Editor leftovers. Hidden files are ".?*", not ".*": Frozen-Flask matches the patterns
@@ -480,7 +480,7 @@ def parse_share(job: Job, share: Share, send_part: Callable[[ShareParse], None] 
     for kind, collection in job.site.collections.items():
         schema = schema_of(collection.model, job.site)
         if share.complete:
-            collections[kind] = LazyRecords(dict.fromkeys(share.listed[kind]), _file_loader(job, kind, schema, context))
+            collections[kind] = LazyRecords(ListedSlugs(share.listed[kind]), _file_loader(job, kind, schema, context))
             continue
         packed = packed_by_kind[kind] = PackedRecords()
         for slug in share.parse.get(kind, ()):

@@ -457,3 +457,16 @@ def test_a_watching_freeze_compares_only_the_noted_sources_and_finds_what_a_whol
         assert snapshot(project / "build") == clean_copy(project, tmp_path, f"step-{step}"), f"step {step}"
     assert [moved is not None for moved in partial] == [False, True, True, True, False, False, True, True, True]
     assert all(len(moved) <= 6 for moved in partial if moved is not None)
+
+
+def test_a_share_reads_its_records_in_order_and_refuses_a_slug_it_does_not_list():
+    loaded = []
+    records = incremental.LazyRecords(incremental.ListedSlugs(["ada", "alan"]),
+                                      lambda slug: loaded.append(slug) or slug.title())
+    assert records.values() == ["Ada", "Alan"] and records.items() == [("ada", "Ada"), ("alan", "Alan")]
+    assert list(records) == ["ada", "alan"] and len(records) == 2
+    assert "grace" not in records and records.get("grace") is None
+    with pytest.raises(KeyError):
+        records["grace"]
+    assert records["ada"] == "Ada" and records.get("alan") == "Alan"
+    assert loaded == ["ada", "alan"]  # each loaded once, then kept
