@@ -431,18 +431,20 @@ class ShareParse:
 
     def records(self, share: Share) -> Iterator[tuple[str, str, bytes]]:
         """(kind, slug, field digests) of each record parsed, the slugs the share's."""
-        for kind, digests in self.parsed.items():
-            for slug, found in zip(share.parse.get(kind, ()), digests):
-                if found is not None:
-                    yield kind, slug, found
+        for kind, _, slug, digests in self._parsed(share):
+            yield kind, slug, digests
 
     def entries(self, share: Share) -> Iterator[tuple[str, str, tuple[int, int, bytes]]]:
         """(kind, slug, state entry of its file) of each record parsed."""
+        for kind, position, slug, _ in self._parsed(share):
+            yield kind, slug, self.sources[kind][position]
+
+    def _parsed(self, share: Share) -> Iterator[tuple[str, int, str, bytes]]:
+        """(kind, position in the share's list, slug, field digests) of each record parsed."""
         for kind, digests in self.parsed.items():
-            entries = self.sources[kind]
             for position, (slug, found) in enumerate(zip(share.parse.get(kind, ()), digests)):
                 if found is not None:
-                    yield kind, slug, entries[position]
+                    yield kind, position, slug, found
 
 
 @dataclass

@@ -121,16 +121,19 @@ def test_clean_flag_renders_every_page(project):
     assert "(74 rendered, 0 removed)" in result.output
 
 
+def show_on_profiles(root: Path, argument: str, markup: str) -> None:
+    """Have the profile view pass ``argument`` (``name=expression``) and its template show ``markup``
+    after the name."""
+    site_file, call = root / "site.py", 'return render_template("profile.html", '
+    site_file.write_text(site_file.read_text().replace(call + "user=user,", f"{call}{argument}, user=user,"))
+    profile = root / "templates/profile.html"
+    profile.write_text(profile.read_text().replace("<h1>{{ user.name }}</h1>", "<h1>{{ user.name }}</h1>" + markup))
+
+
 def test_a_record_page_that_counts_every_record_follows_additions(project, tmp_path):
     from test_freeze import page
 
-    site_file = project / "site.py"
-    site_file.write_text(site_file.read_text().replace(
-        'return render_template("profile.html", user=user,',
-        'return render_template("profile.html", people=len(site.records("users")), user=user,'))
-    profile = project / "templates/profile.html"
-    profile.write_text(profile.read_text().replace(
-        "<h1>{{ user.name }}</h1>", '<h1>{{ user.name }}</h1><p class="count">{{ people }} people</p>'))
+    show_on_profiles(project, 'people=len(site.records("users"))', '<p class="count">{{ people }} people</p>')
     freeze_site(project, project / "build", jobs=2)  # the workers hold a share each: profiles wait for all
     add_users(project, 41)
     freeze_site(project, project / "build")
@@ -165,14 +168,8 @@ def test_workers_that_send_their_parse_in_parts_keep_every_record_in_its_place(p
 def test_record_pages_that_show_records_of_another_worker_are_the_same_as_in_one_process(project, tmp_path):
     from test_freeze import page
 
-    site_file = project / "site.py"
-    site_file.write_text(site_file.read_text().replace(
-        'return render_template("profile.html", user=user,',
-        'return render_template("profile.html", first=site.records("users").first(2), user=user,'))
-    profile = project / "templates/profile.html"
-    profile.write_text(profile.read_text().replace(
-        "<h1>{{ user.name }}</h1>",
-        '<h1>{{ user.name }}</h1><p class="first">{% for other in first %}{{ other.name }};{% endfor %}</p>'))
+    show_on_profiles(project, 'first=site.records("users").first(2)',
+                     '<p class="first">{% for other in first %}{{ other.name }};{% endfor %}</p>')
     parallel, sequential = tmp_path / "parallel", tmp_path / "sequential"
     freeze_site(project, parallel, jobs=2, clean=True)  # the second worker holds neither of the first two
     freeze_site(project, sequential, jobs=1, clean=True)
