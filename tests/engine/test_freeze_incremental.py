@@ -408,13 +408,19 @@ def test_a_watching_freeze_compares_only_the_noted_sources_and_finds_what_a_whol
     whole_compare = incremental.compare_sources
     partial = []
 
+    now_cutoff = incremental.racy_cutoff
+
     def both_ways(root, scanned, previous, *, hash_content, moved=None):
+        cutoff = now_cutoff()  # one moment for both: a file at the edge of too recent is judged alike
+        monkeypatch.setattr(incremental, "racy_cutoff", lambda: cutoff)
         whole = whole_compare(root, scanned, previous, hash_content=hash_content)
         if hash_content:  # not a first or clean freeze
             partial.append(moved and set(moved))
         if moved is None:
+            monkeypatch.setattr(incremental, "racy_cutoff", now_cutoff)
             return whole
         found = whole_compare(root, scanned, previous, hash_content=hash_content, moved=moved)
+        monkeypatch.setattr(incremental, "racy_cutoff", now_cutoff)
         assert (found.sources, found.changed, found.added, found.removed) == (
             whole.sources, whole.changed, whole.added, whole.removed)
         return found
