@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import marshal
 import os
 import random
 import subprocess
@@ -473,3 +474,22 @@ def test_a_share_reads_its_records_in_order_and_refuses_a_slug_it_does_not_list(
         records["grace"]
     assert records["ada"] == "Ada" and records.get("alan") == "Alan"
     assert loaded == ["ada", "alan"]  # each loaded once, then kept
+
+
+@pytest.mark.parametrize("slugs", [
+    ["a-b", "a", "ab", "b", "user-00002", "user-00010"],  # file-name order: "a-b.yaml" comes before "a.yaml"
+    ["b", "a", "c"],  # out of that order: found all the same
+    ["a", "a-b"],  # slug order, not file-name order
+])
+def test_a_worker_finds_each_packed_record_by_its_slug_in_any_order_of_lookups(slugs):
+    packed = render.PackedRecords()
+    for slug in slugs:
+        packed.add(slug, marshal.dumps((slug.upper(),)))
+    packed.index()
+    assert list(packed) == slugs and len(packed) == len(slugs)
+    for slug in slugs + slugs[::-1] + random.Random(5).sample(slugs, len(slugs)):
+        assert slug in packed and packed.values_at(packed.position(slug)) == (slug.upper(),)
+    for stranger in ("", "a-", "zz", "user-00003", None):
+        assert stranger not in packed
+    with pytest.raises(KeyError):
+        packed.position("zz")
