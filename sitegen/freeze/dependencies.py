@@ -177,9 +177,9 @@ def track_app(app: Any, recorder: Recorder) -> None:
     every page of a freeze) and still notes each static file linked.
     """
     from flask import before_render_template, request
-    from flask.globals import request_ctx
     from jinja2 import TemplateNotFound, meta
-    from werkzeug.routing import BuildError
+
+    from ..builtin_pages import page_url
 
     from ..contained import RefusedTemplate
 
@@ -222,29 +222,22 @@ def track_app(app: Any, recorder: Recorder) -> None:
     def url_for(endpoint: str, **values: Any) -> str:
         """Templates' url_for: what Flask's builds, remembered where it repeats on every page.
 
-        Static files and pages without arguments are remembered. Any other
-        link (a record's, a listing page's) is built each time, since
-        remembering each would grow with the site, straight from the
-        request's URL adapter: Flask's url_for adds only its ``_anchor``-style
-        options, relative endpoints ('.page'), defaults hooks (the only one
-        is the note below, for static files) and the wording of errors,
-        which all go its way.
+        Static files and pages without arguments are remembered (with any
+        ``_anchor``-style option, which gives the same link on every page).
+        Any other link (a record's, a listing page's) is built each time,
+        since remembering each would grow with the site, as page_url builds
+        it.
         """
-        if endpoint.startswith(".") or any(name.startswith("_") for name in values):
-            return flask_url_for(endpoint, **values)
-        if endpoint == "static" or not values:
+        if (endpoint == "static" or not values) and endpoint[:1] != ".":
             key = (endpoint, *values.items())
-            if key not in built:
-                built[key] = (flask_url_for(endpoint, **values),
-                              static_link_key(values["filename"]) if endpoint == "static" else None)
-            url, static_link = built[key]
-            if static_link:
-                recorder.add(static_link)
-            return url
-        try:
-            return request_ctx.url_adapter.build(endpoint, values)
-        except BuildError:
-            return flask_url_for(endpoint, **values)
+            found = built.get(key)
+            if found is None:
+                found = built[key] = (flask_url_for(endpoint, **values),
+                                      static_link_key(values["filename"]) if endpoint == "static" else None)
+            if found[1]:
+                recorder.add(found[1])
+            return found[0]
+        return page_url(endpoint, values)
 
     app.jinja_env.globals["url_for"] = url_for
 

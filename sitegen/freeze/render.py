@@ -492,9 +492,10 @@ def parse_share(job: Job, share: Share, send_part: Callable[[ShareParse], None] 
                 send_part(result)
                 result = ShareParse()
             source = record_key(kind, slug)
+            path = job.root / source
             try:
-                data, stat = _read_record_file(job, source)  # read once: for the state and for the parser
-                values = schema.encode(load_record(schema, job.root / source, job.root, context, data))
+                data, stat = _read_record_file(path, source)  # read once: for the state and for the parser
+                values = schema.encode(load_record(schema, path, job.root, context, data))
             except ContentError as exc:
                 result.errors.append((exc.path, exc.line, exc.column, exc.message))
                 result.add(kind, None, UNREAD)
@@ -585,10 +586,10 @@ def _decode(schema: Any, packed: PackedRecords, slug: str) -> Any:
     return schema.decode(slug, packed.values_at(packed.position(slug)))
 
 
-def _read_record_file(job: Job, source: str) -> tuple[bytes, os.stat_result]:
-    """A record's file and its stat; a file that cannot be read is a ContentError naming it."""
+def _read_record_file(path: Path, source: str) -> tuple[bytes, os.stat_result]:
+    """A record's file (``source`` as errors name it) and its stat; one that cannot be read is a ContentError."""
     try:
-        return read_file(job.root / source)
+        return read_file(path)
     except OSError as exc:
         raise ContentError(source, 1, 1, f"cannot read: {exc.strerror}") from None
 
@@ -597,9 +598,10 @@ def _file_loader(job: Job, kind: str, schema: Any, context: Any) -> Callable[[st
     """Parse a record's file when a page reads the record, noting the version read (as for templates)."""
     def load(slug: str) -> Any:
         source = record_key(kind, slug)
-        data, _ = _read_record_file(job, source)
+        path = job.root / source
+        data, _ = _read_record_file(path, source)
         note_read(current_app.extensions.get(READ_LOG), source, data)
-        return load_record(schema, job.root / source, job.root, context, data)
+        return load_record(schema, path, job.root, context, data)
 
     return load
 
