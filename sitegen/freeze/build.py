@@ -223,6 +223,7 @@ class Build:
         self.folders, self.base_url, self.fingerprint = folders, base_url, fingerprint
         self.previous, self.changes, self.jobs, self.progress = previous, changes, jobs, progress
         self.pool = pool  # workers forked before the scan, if any
+        self.plan: tuple | None = None  # render.plan_pages's, kept in the state for the next freeze
         self.old_pages = previous.pages if previous else Pages()
         self.old_records = previous.records if previous else {}
         self.old_references = previous.references if previous else {}
@@ -237,8 +238,9 @@ class Build:
 
         settings = self._settings()
         slugs, name_errors = self._slugs()
-        others, listings = render.plan_pages(self.site, settings, self.base_url, self.folders.tree,
-                                             {kind: len(names) for kind, names in slugs.items()})
+        self.plan = render.plan_pages(self.site, settings, self.base_url, self.folders.tree,
+                                      {kind: len(names) for kind, names in slugs.items()}, self._last_plan())
+        _, others, listings = self.plan
         changed = self._changed_files()
         job = render.Job(self.root, self.base_url, self.site, settings, self.folders.tree,
                          self.folders.templates, self.folders.staged_templates, self.folders.dest)
@@ -334,7 +336,7 @@ class Build:
         incremental.keep_versions_rendered(self.root, sources, [result.read for result in results])
         forget_fields_of_unknown_versions(sources, records)
         state = State(self.fingerprint, sources, self._settings_schema().encode(settings), records, references,
-                      pages)
+                      pages, self.plan)
         return state, new_pages, deleted
 
     def _take_pages(self, batch: list[tuple[str, str, Any, tuple[str, ...], tuple[str, ...]]]) -> None:
@@ -392,6 +394,13 @@ class Build:
 
         return reference_errors(self.root, records, [reference for by_slug in references.values()
                                                      for found in by_slug.values() for reference in found])
+
+    def _last_plan(self) -> tuple | None:
+        """The last freeze's plan, unless a static file came or went (the plan lists every one)."""
+        if self.previous is None or any(path.startswith("static/")
+                                        for path in itertools.chain(self.changes.added, self.changes.removed)):
+            return None
+        return self.previous.plan
 
     def _slugs(self) -> tuple[dict[str, list[str]], list[ContentError]]:
         """The records of each kind in file-name order, and the errors in file names."""

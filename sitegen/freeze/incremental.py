@@ -61,7 +61,7 @@ try:  # hashlib's own blake2b, without the OpenSSL bindings importing hashlib lo
 except ImportError:  # a Python built without its own hash functions
     from hashlib import blake2b
 
-STATE_VERSION = 8
+STATE_VERSION = 9
 CONTENT_DIGEST = 16  # bytes of a file's digest
 HEAD_LENGTH_BYTES = 8  # the state file starts with the length of its head
 STATE_FILE = "state.marshal"
@@ -434,17 +434,18 @@ class ListedSlugs:
 class State:
     def __init__(self, fingerprint: bytes, sources: Sources, site: tuple | None,
                  records: dict[str, dict[str, bytes]], references: dict[str, dict[str, list]],
-                 pages: Pages):
+                 pages: Pages, plan: tuple | None = None):
         self.fingerprint, self.sources, self.site = fingerprint, sources, site
         self.records = records  # kind -> slug -> field_digests, in file-name order
         self.references = references  # kind -> slug -> its references (loader.find_references)
         self.pages = pages
+        self.plan = plan  # the pages that belong to no record, as render.plan_pages made them
 
     def write(self, file: BinaryIO) -> None:
         """Write the state file: its head, then the records and the pages, each marshalled and written in
         turn (marshalled at once, the three took 300 MB beside the state at a million pages)."""
         for value in (state_head(self.fingerprint, self.sources, len(self.pages)),
-                      (self.site, self.records, self.references), self.pages.dumped()):
+                      (self.site, self.records, self.references, self.plan), self.pages.dumped()):
             data = marshal.dumps(value)
             file.write(len(data).to_bytes(HEAD_LENGTH_BYTES, "little"))
             file.write(data)
@@ -485,8 +486,8 @@ class StoredState(NamedTuple):
         return None
 
     def load(self) -> State:
-        (site, records, references), (whole, columns) = _parts(self.rest())
-        return State(self.fingerprint, self.sources, site, records, references, Pages(whole, columns))
+        (site, records, references, plan), (whole, columns) = _parts(self.rest())
+        return State(self.fingerprint, self.sources, site, records, references, Pages(whole, columns), plan)
 
 
 class BuildFolders:

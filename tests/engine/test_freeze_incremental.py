@@ -6,6 +6,7 @@ import fcntl
 import marshal
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -61,6 +62,27 @@ def test_a_bio_edit_renders_only_that_profile(project, tmp_path):
     result = freeze_site(project, project / "build")
     assert result.rendered == 1
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "bio")
+
+
+def test_an_edit_plans_the_pages_again_only_when_the_plan_can_change(project, tmp_path, monkeypatch):
+    made = []
+    plan_pages = render._plan_pages
+    monkeypatch.setattr(render, "_plan_pages", lambda *args: made.append(1) or plan_pages(*args))
+
+    def freeze(edit) -> int:
+        edit()
+        made.clear()
+        freeze_site(project, project / "build")
+        return len(made)
+
+    user, settings = project / "content/users/member-007.yaml", project / "content/site.yaml"
+    assert freeze(lambda: None) == 1
+    assert freeze(lambda: user.write_text(user.read_text().replace("Member 7", "Renamed"))) == 0
+    assert freeze(lambda: (project / "static/extra.txt").write_text("more")) == 1
+    assert freeze(lambda: settings.write_text(settings.read_text().replace("Wordsmiths", "Wordsmith"))) == 1
+    assert freeze(lambda: add_users(project, 41)) == 1  # a record more: a listing page more, maybe
+    assert freeze(lambda: (project / "static/extra.txt").unlink()) == 1
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "plans")
 
 
 def test_a_name_edit_also_renders_the_one_listing_page_that_shows_the_name(project, tmp_path):
@@ -342,8 +364,21 @@ def _edit_stylesheet(root: Path, rng: random.Random) -> None:
         css.write(f"\n.x{rng.randint(0, 999)} {{ color: red; }}\n")
 
 
+def _add_or_remove_static_file(root: Path, rng: random.Random) -> None:
+    path = root / "static" / f"extra-{rng.randint(0, 2)}.txt"
+    if path.exists():
+        path.unlink()
+    else:
+        path.write_text("extra")
+
+
+def _edit_settings(root: Path, rng: random.Random) -> None:
+    path = root / "content/site.yaml"
+    path.write_text(re.sub(r"(?m)^tagline: .*$", f"tagline: Words, take {rng.randint(0, 99)}.", path.read_text()))
+
+
 EDITS = [_edit_user, _add_user, _delete_user, _edit_store, _add_store, _delete_store,
-         _edit_template, _edit_stylesheet]
+         _edit_template, _edit_stylesheet, _add_or_remove_static_file, _edit_settings]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
