@@ -680,7 +680,7 @@ class BuildFolders:
                     os.replace(compiled, self.templates / compiled.name)
         (self.next / COMMIT_FILE).unlink()
         if not whole_tree:
-            _empty_known_folders(self.tree, written)  # moved in: only their folders are left
+            _empty_known_folders(self.tree, written, files_left=False)  # moved in: only their folders are left
             _empty_known_folders(self.backups, existed)
         for folder in dict.fromkeys((self.staging, self.next)):
             _remove_marked(folder, ignore_errors=True)
@@ -831,8 +831,9 @@ def _remove_marked(folder: Path, *, ignore_errors: bool = False) -> None:
     shutil.rmtree(folder, ignore_errors=ignore_errors)
 
 
-def _empty_known_folders(folder: Path, files: list[str]) -> None:
-    """Remove ``files`` below ``folder`` and then their folders, deepest first, where empty.
+def _empty_known_folders(folder: Path, files: list[str], files_left: bool = True) -> None:
+    """Remove ``files`` below ``folder`` (unless none is ``files_left``) and then their folders,
+    deepest first, where empty.
 
     What _remove_marked would find by scanning every folder, which took half
     a second after a commit that replaced every page of a 10,000-page build
@@ -840,8 +841,9 @@ def _empty_known_folders(folder: Path, files: list[str]) -> None:
     """
     top, folders = str(folder), set()
     for relative in files:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(top, relative))
+        if files_left:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(top, relative))
         parent = os.path.dirname(relative)
         while parent and parent not in folders:
             folders.add(parent)
