@@ -30,6 +30,10 @@ these as its own process, in this order, every cold build into a fresh folder:
   name-edit   python site.py freeze after changing one user's name (the profile and
               the /users/ listing page that shows the name)
   nothing     python site.py freeze with nothing changed
+  template-edit
+              python site.py freeze after a change to templates/base.html, which every
+              page extends: every page rendered again into the existing build (what
+              freeze --clean on an existing build does too)
   watch-bio-edit, watch-name-edit, watch-nothing
               the same three, with `python site.py freeze --watch` running on the build
               (started, untimed, after the other runs of every round): the plain freeze
@@ -83,10 +87,10 @@ PEERS = REPO.parent / "shared" / "peers"  # ../shared/peers: run from there, nev
 # rarely enough that the sampling itself does not take CPU from a 2-core freeze.
 SAMPLE_SECONDS = 0.05
 RUNS = ("stock", "stock-c", "hugo", "floor", "own-floor", "clean", "bio-edit", "name-edit", "nothing",
-        "watch-bio-edit", "watch-name-edit", "watch-nothing")
+        "template-edit", "watch-bio-edit", "watch-name-edit", "watch-nothing")
 PEER_RUNS = ("hugo", "floor")
 STOCK_RUNS = ("stock", "stock-c")
-INCREMENTAL = ("bio-edit", "name-edit", "nothing")
+INCREMENTAL = ("bio-edit", "name-edit", "nothing", "template-edit")
 WATCHED = ("watch-bio-edit", "watch-name-edit", "watch-nothing")
 REFERENCES = ("stock", "hugo", "floor", "own-floor")  # the ratio columns
 # Above this many users the stock runs are left out unless asked for: about 30 minutes each at 1,000,000.
@@ -287,8 +291,9 @@ def bench_size(users: int, stores: int, rounds: int, jobs: list[int], runs: list
 
 def edit_round(site: Path, users: int, round_number: int, dest: Path, jobs: int, results: dict[str, list],
                prefix: str = "") -> None:
-    """One round of the runs ``prefix`` + bio-edit, name-edit and nothing: an edit, then a timed freeze.
-    A different user each round, for the edit as for the name, and others for the watched runs."""
+    """One round of the runs ``prefix`` + bio-edit, name-edit, nothing and template-edit: an edit, then
+    a timed freeze. A different user each round, for the edit as for the name, and others for the watched
+    runs (which have no template-edit)."""
     other = 994 if prefix else 0
     if prefix + "bio-edit" in results:
         edit(site, users, 1009 + other + round_number * 7919, bio=f"Edited in {prefix}round {round_number}.")
@@ -298,6 +303,12 @@ def edit_round(site: Path, users: int, round_number: int, dest: Path, jobs: int,
         results[prefix + "name-edit"].append(run(freeze_command(site, dest, jobs)))
     if prefix + "nothing" in results:
         results[prefix + "nothing"].append(run(freeze_command(site, dest, jobs)))
+    if prefix + "template-edit" in results:
+        base = site / "templates" / "base.html"
+        marked = re.sub(r"(<!-- edited in round \d+ -->)?</body>", f"<!-- edited in round {round_number} --></body>",
+                        base.read_text(), count=1)
+        base.write_text(marked)
+        results[prefix + "template-edit"].append(run(freeze_command(site, dest, jobs)))
 
 
 def bench_watched(site: Path, users: int, rounds: int, dest: Path, jobs: int, results: dict[str, list],
