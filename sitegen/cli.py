@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import freeze_command
+from .base_url import normalized_base_url
 from .errors import SiteError
 from .site import Site, load_site
 
@@ -74,9 +75,10 @@ def freeze(site: Site, dest: Path | None, base_url: str | None, jobs: int | None
 def _checked_base_url(url: str | None) -> str | None:
     if url is None:
         return None
-    if not url.startswith(("http://", "https://")):
-        raise click.BadParameter("must start with http:// or https://", param_hint="--base-url")
-    return url if url.endswith("/") else url + "/"
+    try:
+        return normalized_base_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--base-url") from None
 
 
 @main.command("add-account")

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .base_url import normalized_base_url
 from .errors import missing_libraries
 
 # What the commands import when they run (sitegen's own imports are checked when site.py imports it).
@@ -66,9 +67,10 @@ def plain_freeze_arguments(args: list[str]) -> dict[str, Any] | None:
                 return None
             found[name] = int(value)
         elif name == "base_url":
-            if not value.startswith(("http://", "https://")):
+            try:
+                found[name] = normalized_base_url(value)
+            except ValueError:  # click says why
                 return None
-            found[name] = value if value.endswith("/") else value + "/"
         else:
             found[name] = Path(value)
     return found

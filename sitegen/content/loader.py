@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..base_url import normalized_base_url
 from ..errors import ContentError, ContentErrors, SiteError
 from .model import (Invalid, ParseContext, Record, Records, Schema, Settings, base_path_of, is_record_file,
                     locate)
@@ -32,7 +33,6 @@ RESERVED_SLUGS = frozenset(
     | {f"com{i}" for i in range(10)}
     | {f"lpt{i}" for i in range(10)}
 )
-URL_PATTERN = re.compile(r"https?://[^/\s]+(/\S*)?\Z")
 
 
 @dataclass
@@ -136,10 +136,10 @@ def load_settings(site: Site, root: Path, base_url: str | None = None) -> Settin
 
 
 def _check_settings(site: Site, fields: dict[str, Any]) -> None:
-    url = fields["base_url"]
-    if not URL_PATTERN.match(url):
-        raise Invalid(("base_url",), f"expected an http(s) URL such as https://example.org/, got {url!r}")
-    fields["base_url"] = url if url.endswith("/") else url + "/"
+    try:
+        fields["base_url"] = normalized_base_url(fields["base_url"])
+    except ValueError as exc:
+        raise Invalid(("base_url",), str(exc)) from None
     pages = site.page_names()
     for index, item in enumerate(fields["nav"]):
         if item.page not in pages:

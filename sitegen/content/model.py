@@ -166,7 +166,10 @@ class ParseContext(NamedTuple):
 
 def base_path_of(base_url: str) -> str:
     """The path of a base URL, ending in ``/``: what every link of the site starts with."""
-    path = urlsplit(base_url).path or "/"
+    try:
+        path = urlsplit(base_url).path or "/"
+    except (ValueError, TypeError, AttributeError):  # not a URL: the settings' check says so, at its line
+        return "/"
     return path if path.endswith("/") else path + "/"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,6 +190,25 @@ def test_refuses_to_freeze_over_the_project(make_project, dest):
     result = CliRunner().invoke(main, ["--root", str(root), "freeze", "--dest", str(root / dest)])
     assert result.exit_code == 1
     assert "holds the project's own files" in result.output
+
+
+UNUSABLE_BASE_URLS = {"ftp://example.org/": "expected an http(s) URL", "http://[::1/": "Invalid IPv6 URL",
+                      "https://example.org/a%20b/": "path may hold only", "https://example.org/?q=1": "no query",
+                      "https://example.org/#top": "no query or fragment", "https://example.org:99999/": "Port out of range",
+                      "https:///sub/": "expected a host name"}
+
+
+@pytest.mark.parametrize("url", UNUSABLE_BASE_URLS)
+def test_an_unusable_base_url_is_refused_in_one_line_before_any_page(make_project, url):
+    root = make_project()
+    result = CliRunner().invoke(main, ["--root", str(root), "freeze", "--base-url", url, "--dest", str(root / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert UNUSABLE_BASE_URLS[url] in result.output and not (root / "out").exists()
+    settings = root / "content/site.yaml"
+    settings.write_text(re.sub(r"(?m)^base_url:.*$", f"base_url: '{url}'", settings.read_text()))
+    result = CliRunner().invoke(main, ["--root", str(root), "freeze", "--dest", str(root / "out")])
+    assert result.exit_code == 1 and UNUSABLE_BASE_URLS[url] in result.output
+    assert "content/site.yaml:" in result.output.splitlines()[-1] and "Traceback" not in result.output
 
 
 USUAL_FREEZES = [["freeze"], ["freeze", "--clean"], ["freeze", "--dest", "out", "--jobs", "2", "--clean"],
