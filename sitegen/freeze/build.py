@@ -133,10 +133,12 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
     if stored is not None and not changes.any():
         folders.save_sources(stored, changes.sources)  # files touched but not edited: their new times
         return FreezeResult(stored.page_count, time.perf_counter() - started, dest)
+    previous = stored.load() if stored else None
+    if stored is not None and previous is None:  # damaged past its head: as if there were no state
+        return _freeze(site, dest, folders, started, base_url, progress, jobs, True, scan, ending)
     try:
         folders.start_staging()
-        build = Build(site, folders, base_url, expected, stored.load() if stored else None, changes,
-                      jobs, _throttled(progress), pool)
+        build = Build(site, folders, base_url, expected, previous, changes, jobs, _throttled(progress), pool)
         state, rendered, deleted = build.run()
         written: list[str] = []
         if not dest.exists():  # the staged tree becomes build/ in one rename: no file to journal
@@ -146,7 +148,7 @@ def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_
             if stored is None:
                 deleted = folders.files_not_written(written)
         del rendered
-        stored = None  # its sources too, before the new state is dumped (see Build.drop_previous)
+        stored = previous = None  # its sources too, before the new state is dumped (see Build.drop_previous)
         build.drop_previous()
         folders.mark_ready(state, written, deleted)
     except BaseException:

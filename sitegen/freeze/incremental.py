@@ -485,8 +485,12 @@ class StoredState(NamedTuple):
         """The sources whose scan may differ from this state's entries: unknown, so all of them."""
         return None
 
-    def load(self) -> State:
-        (site, records, references, plan), (whole, columns) = _parts(self.rest())
+    def load(self) -> State | None:
+        """The whole state; None if the file is damaged past its head (the freeze then renders everything)."""
+        try:
+            (site, records, references, plan), (whole, columns) = _parts(self.rest())
+        except (OSError, ValueError, EOFError, TypeError, OverflowError):
+            return None
         return State(self.fingerprint, self.sources, site, records, references, Pages(whole, columns), plan)
 
 

@@ -151,6 +151,8 @@ class KeptFolders(BuildFolders):
             if stored is None:
                 return None
             state = stored.load()
+            if state is None:  # damaged past its head
+                return None
             self.kept.remember(state, written, committed=False)
         return InMemory(state, path, self.kept)
 

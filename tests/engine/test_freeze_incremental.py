@@ -227,6 +227,21 @@ def test_state_lives_beside_the_build_not_in_it(project):
     assert {p.name for p in (project / "build").iterdir() if p.name.startswith(".")} == {MARKER}
 
 
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_a_state_damaged_past_its_head_renders_everything_as_if_there_were_none(project, tmp_path, damage):
+    freeze_site(project, project / "build")
+    state = project / ".build.state" / incremental.STATE_FILE
+    data = state.read_bytes()
+    rest = incremental.HEAD_LENGTH_BYTES + int.from_bytes(data[:incremental.HEAD_LENGTH_BYTES], "little")
+    state.write_bytes(data[:rest + 20] if damage == "truncated" else data[:rest + 5] + b"\xff" * 64 + data[rest + 69:])
+    path = project / "content/users/member-007.yaml"
+    path.write_text(path.read_text().replace("Bio 7.", "A new bio."))
+    result = freeze_site(project, project / "build")
+    assert result.rendered == result.pages == 74
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, damage)
+    assert freeze_site(project, project / "build").rendered == 0  # and the state is whole again
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_first_freeze_records_every_source_as_it_was_read(project, jobs, monkeypatch):
     # Settled files (older than the racy window) are stored with their stat and digest,
