@@ -658,7 +658,7 @@ class BuildFolders:
         os.replace(ready, self.next / COMMIT_FILE)
 
     def apply_commit(self) -> None:
-        """Move the staged files in and delete the gone ones, then the state; safe to repeat after a crash.
+        """Delete the gone files and move the staged ones in, then the state; safe to repeat after a crash.
 
         A failure (not a crash) puts build/ back as it was and raises one line.
         """
@@ -675,8 +675,6 @@ class BuildFolders:
                 os.replace(self.next / STATE_FILE, self.state / STATE_FILE)
         except Exception as exc:  # a crash (or Ctrl-C) leaves the journal for the next freeze to finish
             self._undo(journal, exc)
-        for relative in deleted:
-            _remove_empty_parents(self.dest / relative, self.dest)
         with contextlib.suppress(OSError):  # compiled templates are a cache: Jinja checks them anyway
             if self.staged_templates.is_dir():
                 self.templates.mkdir(exist_ok=True)
@@ -710,16 +708,24 @@ class BuildFolders:
             current, backup = os.path.join(dest, relative), os.path.join(backups, relative)
             try:
                 _link_or_copy(current, backup)
-            except FileNotFoundError:
-                if not os.path.lexists(current):
+            except (FileNotFoundError, NotADirectoryError):  # NotADirectory: a file where its folder will be
+                if not os.path.lexists(current) or os.path.isdir(current):
                     continue
                 _make_folder(os.path.dirname(backup))
                 _link_or_copy(current, backup)
+            except IsADirectoryError:  # a folder where the file will be: its files are among the gone ones
+                continue
             existed.append(relative)
         return existed
 
     def _move_in(self, written: list[str], deleted: list[str]) -> None:
+        """The gone files deleted first (with the folders they leave empty): a file may become a
+        folder of the same name, or a folder a file; then the new files moved in."""
         tree, dest = str(self.tree), str(self.dest)
+        for relative in deleted:  # after a crash, the path may be a folder of new files now: skipped
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                os.unlink(os.path.join(dest, relative))
+            _remove_empty_parents(self.dest / relative, self.dest)
         for relative in written:
             source, target = os.path.join(tree, relative), os.path.join(dest, relative)
             try:
@@ -729,9 +735,6 @@ class BuildFolders:
                     continue  # moved in before a crash
                 _make_folder(os.path.dirname(target))
                 os.replace(source, target)
-        for relative in deleted:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(dest, relative))
 
     def _undo(self, journal: tuple, exc: Exception) -> None:
         """Put build/ back after ``exc`` stopped the commit, and report it in one line."""
@@ -789,7 +792,7 @@ def _link_or_copy(current: str, backup: str) -> None:
     """A hard link of ``current`` at ``backup``; a copy where the file system has no hard links."""
     try:
         os.link(current, backup)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError:
         import shutil

@@ -227,6 +227,22 @@ def test_state_lives_beside_the_build_not_in_it(project):
     assert {p.name for p in (project / "build").iterdir() if p.name.startswith(".")} == {MARKER}
 
 
+def test_a_static_file_that_becomes_a_folder_and_back_freezes_as_a_clean_build_does(project, tmp_path):
+    vendor = project / "static" / "vendor"
+    vendor.write_text("one file")
+    freeze_site(project, project / "build")
+    vendor.unlink()
+    vendor.mkdir()
+    (vendor / "lib.js").write_text("a file in a folder")
+    freeze_site(project, project / "build")
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "folder")
+    (vendor / "lib.js").unlink()
+    vendor.rmdir()
+    vendor.write_text("one file again")
+    freeze_site(project, project / "build")
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "file")
+
+
 @pytest.mark.parametrize("damage", ["truncated", "overwritten"])
 def test_a_state_damaged_past_its_head_renders_everything_as_if_there_were_none(project, tmp_path, damage):
     freeze_site(project, project / "build")
