@@ -886,12 +886,15 @@ def _waiting_worker(site: Site, work: Any, send: Any, counter: Any, parent_ends:
     except EOFError:  # the parent is gone
         message = False
     work.close()
-    if message is None:
-        send.send(("ok", ShareResult()))
-    elif message:
-        job, share, reports_parse = message
-        _worker(replace(job, site=site, settings=settings_schema(site).decode("site", job.settings)),
-                share, reports_parse, counter, send)
+    try:
+        if message is None:
+            send.send(("ok", ShareResult()))
+        elif message:
+            job, share, reports_parse = message
+            _worker(replace(job, site=site, settings=settings_schema(site).decode("site", job.settings)),
+                    share, reports_parse, counter, send)
+    except BrokenPipeError:  # the parent was killed: no one to tell, and no traceback on its terminal
+        pass
     send.close()
 
 

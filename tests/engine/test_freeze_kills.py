@@ -118,11 +118,13 @@ def ended(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in /proc")
-def test_the_workers_of_a_killed_freeze_end_too(make_project):
+def test_the_workers_of_a_killed_freeze_end_too_and_quietly(make_project, tmp_path):
     root = make_project()
     add_users(root, 3000)
-    freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze", "--jobs", "2"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = tmp_path / "stderr"
+    with open(errors, "w") as stderr:
+        freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze",
+                                   "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=stderr)
     staged = root / ".build.state/next/tree/users"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and freeze.poll() is None:  # until the workers render pages
@@ -139,3 +141,4 @@ def test_the_workers_of_a_killed_freeze_end_too(make_project):
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert len(workers) == 3 and not left
+    assert "Traceback" not in errors.read_text()
