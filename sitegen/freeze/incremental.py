@@ -509,7 +509,7 @@ class BuildFolders:
     The commit is journaled: before anything in build/ changes, every file it
     replaces or deletes is hard-linked (copied where links are not
     supported) into ``old/`` beside the staged files, and the journal is
-    written. Applying it moves the new files in, deletes the gone ones, then
+    written. Applying it deletes the gone files, moves the new ones in, then
     replaces the state. A failure on the way (a read-only or immutable
     folder, a full disk, another device) puts every file back from ``old/``
     and reports one line; a crash on the way is finished by the next freeze,
