@@ -188,7 +188,8 @@ class Watcher:
         else:
             self.scan.note(relative.as_posix())
         self.dirty = True
-        if not is_ignored(relative.relative_to(relative.parts[0])):
+        # static/ is published whole (but for STATIC_IGNORE), its build/ or node_modules/ folders too
+        if relative.parts[0] == "static" or not is_ignored(relative.relative_to(relative.parts[0])):
             self.changed(complete)
 
     def changed(self, complete: bool) -> None:

@@ -74,6 +74,18 @@ def test_the_watcher_freezes_each_save(make_project, watch_freeze):
     assert snapshot(root / "build") == snapshot(clean_freeze(root))
 
 
+def test_a_static_file_in_a_folder_other_tools_use_is_frozen_as_it_is_saved(make_project, watch_freeze):
+    root = make_project()
+    watcher = watch_freeze(root)
+    (root / "static/build").mkdir()
+    (root / "static/build/app.js").write_text("let version = 1;")
+    froze(watcher, 2)
+    (root / "static/build/app.js").write_text("let version = 2;")
+    watcher.wait_for(lambda: (root / "build/static/build/app.js").is_file()
+                     and (root / "build/static/build/app.js").read_text() == "let version = 2;", "the second save")
+    assert snapshot(root / "build") == snapshot(clean_freeze(root))
+
+
 def clean_freeze(root: Path) -> Path:
     dest = root.parent / "clean" / "build"
     freeze_site(root, dest, clean=True, jobs=1)
