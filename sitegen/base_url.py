@@ -23,7 +23,7 @@ def normalized_base_url(url: str) -> str:
         raise ValueError(f"not a valid URL ({exc}): {url!r}") from None
     if not parts.hostname:
         raise ValueError(f"expected a host name after the scheme, got {url!r}")
-    if parts.query or parts.fragment or "?" in url or "#" in url:
+    if "?" in url or "#" in url:  # an empty query or fragment too, which urlsplit drops
         raise ValueError(f"a base URL takes no query or fragment, got {url!r}")
     if not PLAIN_PATH.fullmatch(parts.path):
         raise ValueError(f"a base URL's path may hold only letters, digits, '/', '-', '.', '_' and '~', got {url!r}")
