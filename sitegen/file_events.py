@@ -23,8 +23,15 @@ WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed", "
 COMPLETE_EVENTS = frozenset({"closed", "moved", "deleted"})
 
 
-def is_ignored(relative: PurePath) -> bool:
-    """Whether a path, relative to a watched folder, is noise rather than a source."""
+def is_ignored(relative: PurePath, *, whole: bool = False) -> bool:
+    """Whether a path, relative to a watched folder, is noise rather than a source.
+
+    In a folder published ``whole`` (static/: every file but editor scratch is
+    copied into the build), a folder named build/ or node_modules/ holds
+    sources too: only scratch files are noise.
+    """
+    if whole:
+        return is_scratch(relative.name)
     return any(is_ignored_folder(part) for part in relative.parts[:-1]) or is_scratch(relative.name)
 
 

@@ -130,13 +130,19 @@ class PreviewSite:
         self.template_errors: list[str] = []
         self.render_errors: list[str] = []  # template errors met while rendering a page
         self._reported: set[str] = set()
-        self._fingerprint = Fingerprint([*self.source_folders, ENGINE_DIR], files=site_code(self.root))
+        self._fingerprint = Fingerprint([*self.source_folders, ENGINE_DIR], files=site_code(self.root),
+                                        whole=[self.static_folder])
         self._load_everything()
         self.report()
 
     @property
     def source_folders(self) -> list[Path]:
         return [self.root / name for name in SOURCE_FOLDERS]
+
+    @property
+    def static_folder(self) -> Path:
+        """Served whole: a static/build/ or static/node_modules/ file is a source too."""
+        return self.root / "static"
 
     @property
     def epoch(self) -> str:
@@ -170,7 +176,7 @@ class PreviewSite:
                     self.app.jinja_env.cache.clear()
                     self.template_errors = self._check_templates()
         self.report()
-        static = self.root / "static"
+        static = self.static_folder
         if self.app and paths and all(p.suffix == ".css" and p.is_relative_to(static) for p in paths):
             return [f"{self.app.static_url_path}/{p.relative_to(static).as_posix()}" for p in paths]
         return None
@@ -603,7 +609,8 @@ class PreviewServer(Server):
     """livereload's Server running the app on a thread pool behind a guarded, draining HTTP server."""
 
     def __init__(self, site: PreviewSite, hosts: Iterable[str] = LOOPBACK_HOSTS):
-        watcher = FileWatcher([*site.source_folders, ENGINE_DIR], self.changed, top_level=[site.root])
+        watcher = FileWatcher([*site.source_folders, ENGINE_DIR], self.changed, top_level=[site.root],
+                              whole=[site.static_folder])
         super().__init__(PreviewMiddleware(site), watcher=watcher)
         self.site = site
         self.hosts = tuple(hosts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from tornado.ioloop import IOLoop
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -25,11 +25,12 @@ from watchdog.observers.polling import PollingObserver
 from ..file_events import QuietWindow, is_ignored, is_ignored_folder, is_scratch, written_paths
 
 
-def _relative_to_any(path: Path, folders: Iterable[Path]) -> PurePath | None:
+def _is_source(path: Path, folders: Iterable[Path], whole: Iterable[Path]) -> bool:
+    """Whether ``path`` is a source in one of ``folders`` (see file_events.is_ignored for ``whole``)."""
     for folder in folders:
         if path.is_relative_to(folder):
-            return path.relative_to(folder)
-    return None
+            return not is_ignored(path.relative_to(folder), whole=folder in whole)
+    return False
 
 
 class Fingerprint:
@@ -37,18 +38,20 @@ class Fingerprint:
 
     It is the XOR of a digest per file, so one changed file updates it in
     constant time; two processes that see the same files agree on it, which
-    lets a tab tell a restart that changed nothing from one that did.
+    lets a tab tell a restart that changed nothing from one that did. In the
+    folders published ``whole`` every subfolder counts (file_events.is_ignored).
     """
 
-    def __init__(self, folders: Iterable[Path], *, files: Iterable[Path] = ()):
+    def __init__(self, folders: Iterable[Path], *, files: Iterable[Path] = (), whole: Iterable[Path] = ()):
         self._digests: dict[str, int] = {}
         self.value = 0
+        whole = set(whole)
         for folder in folders:
-            self._scan(str(folder))
+            self._scan(str(folder), folder in whole)
         for file in files:
             self.update(file)
 
-    def _scan(self, folder: str) -> None:
+    def _scan(self, folder: str, whole: bool) -> None:
         # os.scandir, not Path objects: 10,000 files take ~50 ms instead of 140.
         try:
             entries = list(os.scandir(folder))
@@ -56,8 +59,8 @@ class Fingerprint:
             return
         for entry in entries:
             if entry.is_dir():
-                if not is_ignored_folder(entry.name):
-                    self._scan(entry.path)
+                if whole or not is_ignored_folder(entry.name):
+                    self._scan(entry.path, whole)
             elif not is_scratch(entry.name):
                 try:
                     self._add(entry.path, entry.stat())
@@ -87,13 +90,15 @@ class FileWatcher:
 
     A batch is handed over ``quiet`` seconds after the last event (``settle``
     seconds when that event completed a file), or at most ``max_wait`` seconds
-    after the first one during a continuous stream.
+    after the first one during a continuous stream. In the folders published
+    ``whole`` every subfolder counts (file_events.is_ignored).
     """
 
     def __init__(self, folders: Iterable[Path], on_batch: Callable[[set[Path]], None], *,
-                 top_level: Iterable[Path] = (),
+                 top_level: Iterable[Path] = (), whole: Iterable[Path] = (),
                  quiet: float = 0.05, settle: float = 0.01, max_wait: float = 0.5):
         self.folders = [Path(folder) for folder in folders]
+        self.whole = {Path(folder) for folder in whole}
         self.top_level = [Path(folder) for folder in top_level]  # their .py files only, not subfolders
         self.on_batch = on_batch
         self._window = QuietWindow(quiet=quiet, settle=settle, max_wait=max_wait)
@@ -126,8 +131,7 @@ class FileWatcher:
 
     def _events_seen(self, paths: list[Path], complete: bool) -> None:
         """Runs on watchdog's thread: hand the paths to the loop's thread."""
-        relevant = [path for path in paths
-                    if (relative := _relative_to_any(path, self.folders)) is not None and not is_ignored(relative)
+        relevant = [path for path in paths if _is_source(path, self.folders, self.whole)
                     or path.parent in self.top_level and path.suffix == ".py"]
         if relevant:
             self._loop.add_callback(self._arm, relevant, complete)

@@ -8,6 +8,8 @@ temporary folder, never into a build/ folder of the repository.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,8 @@ from sitegen.app import create_app
 from sitegen.content.loader import load_content
 from sitegen.freeze import freeze_site
 from sitegen.site import load_site
-from support import (API_KEY, EXAMPLE, LIVE_PASSWORD, LIVE_USER, PREVIEW_ENV, SITES, PreviewProcess, WatchProcess,
-                     copy_site, make_preview_project)
+from support import (API_KEY, EXAMPLE, LIVE_PASSWORD, LIVE_USER, PREVIEW_ENV, REPO, SITES, PreviewProcess,
+                     WatchProcess, copy_site, make_preview_project)
 
 
 
@@ -41,6 +43,26 @@ def app(example_site, example_content):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def git_ignored(tmp_path_factory):
+    """``git_ignored(*paths)``: those of the paths that the project's .gitignore keeps out of git.
+
+    Git is asked in a scratch repository holding only that .gitignore, so the
+    answer is the same in a git checkout and in a copy made from a tarball.
+    """
+    if shutil.which("git") is None:
+        pytest.skip("needs git, to ask which paths the project's .gitignore keeps out")
+    scratch = tmp_path_factory.mktemp("gitignore")
+    shutil.copyfile(REPO / ".gitignore", scratch / ".gitignore")
+    subprocess.run(["git", "init", "--quiet"], cwd=scratch, check=True)
+
+    def ignored(*paths: str) -> list[str]:
+        result = subprocess.run(["git", "check-ignore", *paths], cwd=scratch, capture_output=True, text=True)
+        return result.stdout.split()
+
+    return ignored
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from click.testing import CliRunner
 
-from support import REPO, sign_in
+from support import sign_in
 from sitegen.live.accounts import ACCOUNTS_FILE, load_accounts
 from sitegen.app import create_app
 from sitegen.site import load_site
@@ -98,20 +96,18 @@ def test_freezing_never_reads_the_accounts(root, tmp_path):
     assert freeze_site(root, tmp_path / "build").pages > 0
 
 
-def test_instance_and_uploads_are_git_ignored():
+def test_instance_and_uploads_are_git_ignored(git_ignored):
     paths = ["instance/secret_key", "instance/accounts.yaml", "instance/sessions.json",
              "uploads/ada/words.txt"]
-    result = subprocess.run(["git", "check-ignore", *paths], cwd=REPO, capture_output=True, text=True)
-    assert result.stdout.split() == paths
+    assert git_ignored(*paths) == paths
+    assert git_ignored("content/users/ada.yaml", "static/style.css") == []
 
 
-def test_password_hashes_are_kept_out_of_the_content_and_git(root):
+def test_password_hashes_are_kept_out_of_the_content_and_git(root, git_ignored):
     run(root, "add-account", "grace", "--password-stdin", input="pw\n")
     assert ACCOUNTS_FILE.parts[0] == "instance" and (root / ACCOUNTS_FILE).is_file()
     assert not (root / "content/accounts.yaml").exists()
-    result = subprocess.run(["git", "check-ignore", ACCOUNTS_FILE.as_posix()], cwd=REPO,
-                            capture_output=True, text=True)
-    assert result.stdout.split() == [ACCOUNTS_FILE.as_posix()]
+    assert git_ignored(ACCOUNTS_FILE.as_posix()) == [ACCOUNTS_FILE.as_posix()]
     assert (root / ACCOUNTS_FILE).stat().st_mode & 0o777 == 0o600
 
 

@@ -27,7 +27,17 @@ def test_sources_are_watched(path):
     assert not is_ignored(PurePath(path))
 
 
-def watch_while(folder: Path, edits, *, top_level: list[Path] = ()) -> list[tuple[float, set[Path]]]:
+@pytest.mark.parametrize("path", ["build/app.css", "node_modules/lib/index.js", ".well-known/security.txt"])
+def test_every_file_of_a_folder_published_whole_is_a_source(path):
+    assert not is_ignored(PurePath(path), whole=True)
+
+
+def test_scratch_files_of_a_folder_published_whole_are_noise():
+    assert is_ignored(PurePath("build/.app.css.swp"), whole=True)
+
+
+def watch_while(folder: Path, edits, *, top_level: list[Path] = (),
+                whole: list[Path] = ()) -> list[tuple[float, set[Path]]]:
     """Run a FileWatcher on ``folder`` while ``edits()`` runs; the batches with their times."""
     batches = []
     ready, loops = threading.Event(), []
@@ -36,7 +46,7 @@ def watch_while(folder: Path, edits, *, top_level: list[Path] = ()) -> list[tupl
         asyncio.set_event_loop(asyncio.new_event_loop())
         loop = IOLoop.current()
         watcher = FileWatcher([folder], lambda paths: batches.append((time.monotonic(), paths)),
-                              top_level=top_level)
+                              top_level=top_level, whole=whole)
         watcher.start(loop)
         loops.append(loop)
         ready.set()
@@ -86,6 +96,13 @@ def test_the_last_of_two_quick_saves_is_never_dropped(tmp_path):
     assert any(at > second_save[0] and target in paths for at, paths in batches)
 
 
+def test_a_save_under_a_static_build_folder_makes_a_batch(tmp_path):
+    (tmp_path / "build").mkdir()
+    target = tmp_path / "build/app.css"
+    batches = watch_while(tmp_path, lambda: target.write_text("x"), whole=[tmp_path])
+    assert any(target in paths for _, paths in batches)
+
+
 def test_editor_scratch_files_make_no_batch(tmp_path):
     batches = watch_while(tmp_path, lambda: (tmp_path / ".ada.yaml.swp").write_text("x"))
     assert batches == []
@@ -103,3 +120,13 @@ def test_fingerprint_follows_files_and_agrees_across_processes(tmp_path):
     first.update(source)
     assert str(first) != before
     assert str(first) == str(Fingerprint([tmp_path]))
+
+
+def test_fingerprint_of_a_folder_published_whole_sees_its_build_folder(tmp_path):
+    (tmp_path / "build").mkdir()
+    bundle = tmp_path / "build/app.js"
+    bundle.write_text("a")
+    before = str(Fingerprint([tmp_path], whole=[tmp_path]))
+    assert str(Fingerprint([tmp_path])) != before  # not published whole: build/ is output
+    bundle.write_text("ab")
+    assert str(Fingerprint([tmp_path], whole=[tmp_path])) != before
