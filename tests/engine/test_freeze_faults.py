@@ -61,7 +61,7 @@ def fail_moves(monkeypatch, fail_at: int, code: int | BaseException, *, undo_fai
                 if calls == fail_at or (undo_fails and calls > fail_at):
                     if isinstance(code, BaseException):
                         raise code
-                    raise OSError(code, os.strerror(code), str(target))
+                    raise OSError(code, os.strerror(code), str(source), None, str(target))  # as a move names them
                 return real[name](source, target)
             return move
 
@@ -100,6 +100,8 @@ def test_a_failed_move_leaves_build_as_it_was_and_the_next_freeze_works(project,
             assert leftovers(project) == [".build.state", "build"]
     if code == errno.ENOSPC:
         assert "no space left on the disk of" in result.output
+    else:  # the file it could not write, not the staged one it was moving
+        assert ".build.state" not in result.output and f"{project / 'build'}{os.sep}" in result.output
     assert freeze(project).exit_code == 0
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "after")
 
