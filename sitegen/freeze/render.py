@@ -620,6 +620,7 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
     app.jinja_env.bytecode_cache = StagedTemplateCache(job.templates, job.staged_templates)
     app.extensions[READ_LOG] = result.read  # the versions of templates and static files rendered with
     track_app(app, recorder)
+    settle_template_globals(app.jinja_env)
     freezer = ShareFreezer(app, share.records, share.urls)
     with cyclic_gc(True):
         while True:
@@ -643,6 +644,18 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
                 result.failure = (described or f"{type(exc).__name__}: {exc}") + where
             if result.failure:
                 return result
+
+
+def settle_template_globals(env: Any) -> None:
+    """Give each template its globals as a plain dict, not Jinja's ChainMap over the environment's.
+
+    Jinja copies a template's globals into every context it renders with:
+    ``dict()`` of a ChainMap of the 13 globals took 5.3 µs, of a dict 0.1 µs
+    (once or twice a page). The ChainMap is there to show globals added
+    later; a worker adds none once its app is made.
+    """
+    settled = dict(env.globals)
+    env.make_globals = lambda own: {**settled, **own} if own else dict(settled)
 
 
 def _freeze_into(freezer: ShareFreezer, owners: dict, recorder: Recorder, result: ShareResult, tick,

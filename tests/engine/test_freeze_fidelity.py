@@ -147,3 +147,21 @@ def test_share_freezer_builds_a_page_as_frozen_flask_does(tmp_path, url):
                 outcome = ("failed", str(exc))
         outcomes.append((outcome, [(w.category, str(w.message)) for w in warned]))
     assert outcomes[0] == outcomes[1]
+
+
+def test_settled_template_globals_render_as_jinjas_own():
+    """settle_template_globals gives templates a dict of the globals instead of a ChainMap: the same
+    names, a template's own globals first."""
+    from jinja2 import Environment
+
+    from sitegen.freeze.render import settle_template_globals
+
+    def render(env: Environment) -> str:
+        return env.from_string("{{ shared }} {{ own }} {{ both }}", globals={"own": 1, "both": "mine"}).render()
+
+    stock, settled = Environment(), Environment()
+    for env in (stock, settled):
+        env.globals.update(shared="env", both="env's")
+    settle_template_globals(settled)
+    assert render(settled) == render(stock) == "env 1 mine"
+    assert type(settled.from_string("x").globals) is dict
