@@ -26,17 +26,18 @@ COMPLETE_EVENTS = frozenset({"closed", "moved", "deleted"})
 def is_ignored(relative: PurePath, *, whole: bool = False) -> bool:
     """Whether a path, relative to a watched folder, is noise rather than a source.
 
-    In a folder published ``whole`` (static/: every file but editor scratch is
-    copied into the build), a folder named build/ or node_modules/ holds
-    sources too: only scratch files are noise.
+    In a folder published ``whole`` (static/: every file is copied into the
+    build but hidden ones and editor scratch), a folder named build/ or
+    node_modules/ holds sources too.
     """
-    if whole:
-        return is_scratch(relative.name)
-    return any(is_ignored_folder(part) for part in relative.parts[:-1]) or is_scratch(relative.name)
+    return (any(is_ignored_folder(part, whole=whole) for part in relative.parts[:-1])
+            or is_scratch(relative.name))
 
 
-def is_ignored_folder(name: str) -> bool:
-    return name in IGNORED_FOLDERS or name.startswith(".")
+def is_ignored_folder(name: str, *, whole: bool = False) -> bool:
+    """A folder of output, local state or hidden files; in a folder published ``whole``, hidden only
+    (the freeze leaves out what matches ``.?*``)."""
+    return name.startswith(".") or not whole and name in IGNORED_FOLDERS
 
 
 def is_scratch(name: str) -> bool:

@@ -45,9 +45,9 @@ class Fingerprint:
     def __init__(self, folders: Iterable[Path], *, files: Iterable[Path] = (), whole: Iterable[Path] = ()):
         self._digests: dict[str, int] = {}
         self.value = 0
-        whole = set(whole)
+        whole = {Path(folder) for folder in whole}
         for folder in folders:
-            self._scan(str(folder), folder in whole)
+            self._scan(str(folder), Path(folder) in whole)
         for file in files:
             self.update(file)
 
@@ -58,14 +58,16 @@ class Fingerprint:
         except OSError:
             return
         for entry in entries:
-            if entry.is_dir():
-                if whole or not is_ignored_folder(entry.name):
-                    self._scan(entry.path, whole)
-            elif not is_scratch(entry.name):
-                try:
+            try:
+                # A linked folder is not followed, as the freeze's scan and Frozen-Flask's walk of
+                # static/ do not: node_modules/ may hold links in a loop.
+                if entry.is_dir(follow_symlinks=False):
+                    if not is_ignored_folder(entry.name, whole=whole):
+                        self._scan(entry.path, whole)
+                elif not is_scratch(entry.name):
                     self._add(entry.path, entry.stat())
-                except OSError:
-                    continue
+            except OSError:
+                continue
 
     def update(self, path: Path) -> None:
         """Take in one file's change (or its removal)."""

@@ -27,13 +27,15 @@ def test_sources_are_watched(path):
     assert not is_ignored(PurePath(path))
 
 
-@pytest.mark.parametrize("path", ["build/app.css", "node_modules/lib/index.js", ".well-known/security.txt"])
+@pytest.mark.parametrize("path", ["build/app.css", "node_modules/lib/index.js", "uploads/logo.png"])
 def test_every_file_of_a_folder_published_whole_is_a_source(path):
     assert not is_ignored(PurePath(path), whole=True)
 
 
-def test_scratch_files_of_a_folder_published_whole_are_noise():
-    assert is_ignored(PurePath("build/.app.css.swp"), whole=True)
+@pytest.mark.parametrize("path", ["build/.app.css.swp", "node_modules/.cache/x.js", ".vite/deps.js"])
+def test_hidden_and_scratch_files_of_a_folder_published_whole_are_noise(path):
+    """The freeze leaves them out of the build too (STATIC_IGNORE's ".?*")."""
+    assert is_ignored(PurePath(path), whole=True)
 
 
 def watch_while(folder: Path, edits, *, top_level: list[Path] = (),
@@ -130,3 +132,14 @@ def test_fingerprint_of_a_folder_published_whole_sees_its_build_folder(tmp_path)
     assert str(Fingerprint([tmp_path])) != before  # not published whole: build/ is output
     bundle.write_text("ab")
     assert str(Fingerprint([tmp_path], whole=[tmp_path])) != before
+
+
+def test_fingerprint_skips_linked_folders_and_survives_a_loop_of_links(tmp_path):
+    (tmp_path / "node_modules/a").mkdir(parents=True)
+    (tmp_path / "node_modules/b").mkdir()
+    (tmp_path / "node_modules/a/b").symlink_to("../b")
+    (tmp_path / "node_modules/b/a").symlink_to("../a")
+    (tmp_path / "node_modules/a/index.js").write_text("x")
+    seen = Fingerprint([tmp_path], whole=[str(tmp_path)])  # a str names the same folder as a Path
+    assert str(seen) != str(Fingerprint([]))
+    assert str(seen) == str(Fingerprint([tmp_path], whole=[tmp_path]))
