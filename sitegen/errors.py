@@ -50,15 +50,13 @@ def describe_os_error(exc: BaseException, dest: Path) -> str:
 
     A full disk is named as the disk of the destination (the page being
     written when it filled up says nothing about what to free); anything
-    else names the file, as the project shows it where it can: the target of
-    a move, which is the file it could not write, not the staged one it moved.
+    else names the file, as the project shows it where it can.
     """
     if not isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc}"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the disk of {dest}"
-    path = exc.filename2 or exc.filename
-    where = f"{path}: " if path else ""
+    where = f"{exc.filename}: " if exc.filename else ""
     return f"cannot write {dest}: {where}{exc.strerror or exc}"
 
 

@@ -47,7 +47,7 @@ import importlib.util
 import marshal
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -668,11 +668,11 @@ class BuildFolders:
         try:
             if whole_tree:
                 if self.tree.exists() and not self.dest.exists():
-                    os.rename(self.tree, self.dest)
+                    _move(os.rename, self.tree, self.dest)
             else:
                 self._move_in(written, deleted)
             if (self.next / STATE_FILE).exists():
-                os.replace(self.next / STATE_FILE, self.state / STATE_FILE)
+                _move(os.replace, self.next / STATE_FILE, self.state / STATE_FILE)
         except Exception as exc:  # a crash (or Ctrl-C) leaves the journal for the next freeze to finish
             self._undo(journal, exc)
         with contextlib.suppress(OSError):  # compiled templates are a cache: Jinja checks them anyway
@@ -729,12 +729,12 @@ class BuildFolders:
         for relative in written:
             source, target = os.path.join(tree, relative), os.path.join(dest, relative)
             try:
-                os.replace(source, target)
+                _move(os.replace, source, target)
             except FileNotFoundError:
                 if not os.path.exists(source):
                     continue  # moved in before a crash
                 _make_folder(os.path.dirname(target))
-                os.replace(source, target)
+                _move(os.replace, source, target)
 
     def _undo(self, journal: tuple, exc: Exception) -> None:
         """Put build/ back after ``exc`` stopped the commit, and report it in one line."""
@@ -776,6 +776,14 @@ class BuildFolders:
         if self.claimed and self.dest.is_dir() and os.listdir(self.dest) == [MARKER]:
             (self.dest / MARKER).unlink()
         self.claimed = False
+
+
+def _move(move: Callable[[Any, Any], None], source: str | Path, target: str | Path) -> None:
+    """``move(source, target)``; a failure names the file it could not write, not the staged one."""
+    try:
+        move(source, target)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, os.fspath(target)) from exc
 
 
 def _make_folder(folder: str) -> None:
