@@ -8,6 +8,7 @@ temporary folder, never into a build/ folder of the repository.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,10 +57,14 @@ def git_ignored(tmp_path_factory):
         pytest.skip("needs git, to ask which paths the project's .gitignore keeps out")
     scratch = tmp_path_factory.mktemp("gitignore")
     shutil.copyfile(REPO / ".gitignore", scratch / ".gitignore")
-    subprocess.run(["git", "init", "--quiet"], cwd=scratch, check=True)
+    # Without the user's own configuration and global ignore file, which could hide a missing entry.
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "XDG_CONFIG_HOME": str(scratch / "config")}
+    subprocess.run(["git", "init", "--quiet"], cwd=scratch, check=True, env=env)
 
     def ignored(*paths: str) -> list[str]:
-        result = subprocess.run(["git", "check-ignore", *paths], cwd=scratch, capture_output=True, text=True)
+        result = subprocess.run(["git", "check-ignore", *paths], cwd=scratch, capture_output=True, text=True,
+                                env=env)
         return result.stdout.split()
 
     return ignored
