@@ -20,7 +20,6 @@ every page of the fixture sites.
 
 from __future__ import annotations
 
-import re
 from io import BytesIO
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -32,8 +31,8 @@ from flask.testing import EnvironBuilder
 from werkzeug.exceptions import HTTPException
 from werkzeug.urls import iri_to_uri
 
+from ..base_url import PLAIN_PATH
 
-PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~-]*")
 HTML = "text/html; charset=utf-8"  # what Flask's Response says of a view's text
 
 
@@ -79,7 +78,7 @@ class Fetcher:
 
     def _environ(self, url: str) -> tuple[dict, str]:
         """The WSGI environment of a GET of ``url``, and its path as the app matches it."""
-        if PLAIN_PATH.fullmatch(url):  # what iri_to_uri and unquote would leave as it is
+        if PLAIN_PATH.fullmatch(url) and not url.startswith("//"):  # what iri_to_uri and unquote leave as it is
             raw_uri = path_info = url
         else:
             raw_uri, path_info = _wsgi_str(url), _wsgi_str(unquote(iri_to_uri(url)))
