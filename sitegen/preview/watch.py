@@ -39,7 +39,8 @@ class Fingerprint:
     It is the XOR of a digest per file, so one changed file updates it in
     constant time; two processes that see the same files agree on it, which
     lets a tab tell a restart that changed nothing from one that did. In the
-    folders published ``whole`` every subfolder counts (file_events.is_ignored).
+    folders published ``whole`` every subfolder but a hidden one counts
+    (file_events.is_ignored).
     """
 
     def __init__(self, folders: Iterable[Path], *, files: Iterable[Path] = (), whole: Iterable[Path] = ()):
@@ -93,7 +94,7 @@ class FileWatcher:
     A batch is handed over ``quiet`` seconds after the last event (``settle``
     seconds when that event completed a file), or at most ``max_wait`` seconds
     after the first one during a continuous stream. In the folders published
-    ``whole`` every subfolder counts (file_events.is_ignored).
+    ``whole`` every subfolder but a hidden one counts (file_events.is_ignored).
     """
 
     def __init__(self, folders: Iterable[Path], on_batch: Callable[[set[Path]], None], *,
