@@ -59,7 +59,10 @@ that the stock and own-floor builds of the first round hold the same bytes
 as the clean one. Nothing is deleted until the end, but
 from 100,000 users on, where the builds would fill the memory that /dev/shm
 lives in, each round's cold builds are deleted after the round, with a pause
-before the next (see --work).
+before the next (see --work). Given several sizes, it ends with how each
+run's median time grew from one size to the next against the files it wrote:
+at a million users, compare the freeze's growth with the own floor's, which
+writes the same bytes, since this machine's cost per written byte grows too.
 """
 
 from __future__ import annotations
@@ -385,6 +388,23 @@ def report(users: int, results: dict[str, list]) -> None:
                                           for variant, (_, runs) in results.items()))
 
 
+def report_growth(smaller: int, larger: int, first: dict[str, list], second: dict[str, list]) -> None:
+    """How each run's median time grew from one size to the next, against the growth of the files it wrote.
+
+    A run whose time grows like its files' count is linear; one that grows
+    faster than the own floor's, which writes the same bytes, grows by more
+    than the machine's own cost of writing them (docs/speed.md, "A million pages").
+    """
+    print(f"\nfrom {smaller:,} to {larger:,} users")
+    print("| run | files | time | time / files |")
+    print("|---|---|---|---|")
+    for variant in [name for name in first if name in second]:
+        files = second[variant][0] / first[variant][0]
+        time_grew = (statistics.median(run[0] for run in second[variant][1])
+                     / statistics.median(run[0] for run in first[variant][1]))
+        print(f"| {variant} | {files:.2f}x | {time_grew:.2f}x | {time_grew / files:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, nargs="+", default=[10_000], help="site sizes (default: 10000)")
@@ -409,9 +429,13 @@ def main() -> None:
     print(f"working in {work} on {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start")
     jobs = sorted(set(args.jobs))
     try:
+        sizes: list[tuple[int, dict[str, list]]] = []
         for users in args.users:
             runs = runs_of(users, args.runs, jobs, not args.no_peers)
-            report(users, bench_size(users, args.stores, args.rounds, jobs, runs, work))
+            sizes.append((users, bench_size(users, args.stores, args.rounds, jobs, runs, work)))
+            report(*sizes[-1])
+        for (smaller, first), (larger, second) in zip(sizes, sizes[1:]):
+            report_growth(smaller, larger, first, second)
     finally:
         shutil.rmtree(work)
 
