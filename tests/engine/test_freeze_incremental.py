@@ -462,6 +462,34 @@ def test_a_record_read_in_two_versions_during_a_freeze_keeps_no_field_digests():
     assert records == {"users": {"ada": UNKNOWN_FIELDS, "alan": b"fields-b"}, "stores": {"ada": b"fields-c"}}
 
 
+def test_the_scan_against_the_state_tells_touched_edited_added_removed_and_unknown_files_apart(tmp_path):
+    (tmp_path / "templates").mkdir()
+    for name, text in [("same", "same"), ("touched", "touched"), ("edited", "new"), ("added", "added"),
+                       ("unknown", "unknown")]:
+        (tmp_path / "templates" / f"{name}.html").write_text(text)
+    old = 1_000  # ns: long settled
+    previous = {"templates/same.html": (old, 4, incremental.digest(b"same")),
+                "templates/touched.html": (old, 7, incremental.digest(b"touched")),
+                "templates/edited.html": (old, 3, incremental.digest(b"old")),
+                "templates/gone.html": (old, 4, incremental.digest(b"gone")),
+                "templates/unknown.html": (-1, 7, incremental.digest(b"unknown"))}  # saved just before a freeze
+    scanned = {"templates/same.html": (old, 4), "templates/touched.html": (2_000, 7),
+               "templates/edited.html": (2_000, 3), "templates/added.html": (2_000, 5),
+               "templates/unknown.html": (old, 7)}
+
+    changes = incremental.compare_sources(tmp_path, scanned, previous, hash_content=True)
+
+    assert changes.changed == {"templates/edited.html", "templates/added.html", "templates/gone.html"}
+    assert (changes.added, changes.removed) == ({"templates/added.html"}, {"templates/gone.html"})
+    assert changes.sources["templates/same.html"] is previous["templates/same.html"]
+    assert changes.sources["templates/touched.html"] == (2_000, 7, incremental.digest(b"touched"))
+    assert changes.sources["templates/unknown.html"] == (old, 7, incremental.digest(b"unknown"))
+    assert changes.sources.keys() == scanned.keys()
+
+    scanned["templates/gone.html"] = (old, 4)  # back: nothing is removed
+    assert incremental.compare_sources(tmp_path, scanned, previous, hash_content=True).removed == set()
+
+
 def test_a_watching_freeze_compares_only_the_noted_sources_and_finds_what_a_whole_compare_does(
         project, tmp_path, monkeypatch):
     """The watcher's kept scan and state (sitegen/freeze/kept.py): once a freeze has statted every
