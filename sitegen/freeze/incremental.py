@@ -190,7 +190,7 @@ def scan_sources(root: Path, collections: list[str], *, stat_records: bool = Tru
         prefix = f"content/{folder}/"
         try:  # listed from a descriptor, each file is looked up in the folder, not from / again: -11 %
             descriptor = os.open(root / "content" / folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no records, as the loader sees it (record_files)
             continue
         try:
             with os.scandir(descriptor) as entries:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from support import EXAMPLE, parse_html, snapshot
+from sitegen.app import create_app
 from sitegen.cli import main
+from sitegen.content.loader import load_content
 from sitegen.freeze import freeze_site
 from sitegen.freeze.build import MARKER
+from sitegen.site import load_site
 
 
 def page(build: Path, url_path: str):
@@ -182,6 +186,26 @@ def test_refuses_to_replace_a_folder_it_did_not_make(make_project):
     assert result.exit_code == 1
     assert "not empty and was not made by a freeze" in result.output
     assert (precious / "thesis.txt").read_text() == "years of work"
+
+
+def test_a_file_where_a_collections_folder_belongs_is_an_empty_collection_as_in_the_preview(make_project):
+    root = make_project()
+    stores = root / "content" / "stores"
+    kept = {path.name: path.read_bytes() for path in stores.iterdir()}
+    shutil.rmtree(stores)
+    stores.write_text("a note where the folder was\n")
+    freeze_site(root, root / "build")
+    site = load_site(root)
+    preview = create_app(site, load_content(site)).test_client()
+    assert (root / "build" / "stores" / "index.html").read_bytes() == preview.get("/stores/").data
+    assert not [path for path in (root / "build" / "stores").iterdir() if path.is_dir()]
+
+    stores.unlink()
+    stores.mkdir()
+    for name, data in kept.items():
+        (stores / name).write_bytes(data)
+    assert freeze_site(root, root / "build").rendered > len(kept)  # each storefront, and the pages listing them
+    assert snapshot(root / "build") == snapshot(freeze_site(root, root / "again", clean=True).destination)
 
 
 @pytest.mark.parametrize("dest", [".", "content", "static/out", ".."])
