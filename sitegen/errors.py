@@ -45,19 +45,31 @@ class ContentErrors(SiteError):
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
-def describe_os_error(exc: BaseException, dest: Path) -> str:
-    """A failure of the operating system while freezing into ``dest``, as one line.
+def describe_os_error(exc: BaseException, dest: Path, root: Path | None = None) -> str:
+    """A failure of the operating system while freezing the project at ``root`` into ``dest``, as one line.
 
     A full disk is named as the disk of the destination (the page being
-    written when it filled up says nothing about what to free); anything
-    else names the file, as the project shows it where it can.
+    written when it filled up says nothing about what to free). A file of
+    the project's sources, which a freeze only reads, is named as the
+    project shows it; anything else is a failure to write the build.
     """
     if not isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc}"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the disk of {dest}"
+    source = _source_path(exc.filename, root)
+    if source is not None:
+        return f"cannot read {source}: {exc.strerror or exc}"
     where = f"{exc.filename}: " if exc.filename else ""
     return f"cannot write {dest}: {where}{exc.strerror or exc}"
+
+
+def _source_path(filename: object, root: Path | None) -> str | None:
+    """``filename`` as a path in the project, if it is in content/, templates/ or static/."""
+    if root is None or not isinstance(filename, (str, os.PathLike)):
+        return None
+    relative = os.path.relpath(os.path.abspath(filename), root)
+    return relative if relative.split(os.sep, 1)[0] in ("content", "templates", "static") else None
 
 
 def describe_template_error(exc: BaseException, templates_dir: Path) -> str | None:

@@ -110,7 +110,7 @@ def freeze_site(
         with incremental.cyclic_gc(False), build_folders.locked(), contextlib.ExitStack() as ending:
             return _freeze(site, dest, build_folders, started, base_url, progress, jobs, clean, scan, ending)
     except OSError as exc:  # a full disk, a read-only or immutable folder: one line, never a traceback
-        raise SiteError(describe_os_error(exc, dest)) from None
+        raise SiteError(describe_os_error(exc, dest, root)) from None
 
 
 def _freeze(site: Site, dest: Path, folders: BuildFolders, started: float, base_url: str | None,

@@ -9,11 +9,13 @@ fork; the parent checks paths and missing URL generators once over all URLs.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import ctypes
 import functools
 import marshal
 import mimetypes
 import os
+import signal
 import traceback
 import unicodedata
 import warnings
@@ -640,7 +642,7 @@ def render_share(job: Job, share: Share, collections: dict[str, LazyRecords],
                 where = f" (while freezing {freezer.current_url})" if freezer.current_url else ""
                 described = describe_template_error(exc, job.root / "templates")
                 if described is None and isinstance(exc, OSError):  # a full disk names the disk, not the page
-                    described = describe_os_error(exc, job.dest or job.tree)
+                    described = describe_os_error(exc, job.dest or job.tree, job.root)
                 result.failure = (described or f"{type(exc).__name__}: {exc}") + where
             if result.failure:
                 return result
@@ -765,7 +767,8 @@ class Pool:
 
     def __exit__(self, *exc_info: Any) -> None:
         for waiting in self.idle:
-            waiting.work.send(False)  # not needed: it ends without a word
+            with contextlib.suppress(BrokenPipeError):  # gone already (killed): nothing to tell it
+                waiting.work.send(False)  # not needed: it ends without a word
             waiting.work.close()
             waiting.results.close()
             waiting.process.join()
@@ -811,6 +814,7 @@ class _Workers:
         self.counters: list[Any] = []
         self.processes: list[Any] = []
         self.receivers: dict[Any, int] = {}
+        self.reserved: dict[Any, int] = {}  # the work pipe of each worker reserved, to its index
         self.parses: dict[int, ShareParse] = {}
         self.parts: dict[int, ShareParse] = {}  # what a worker still parsing sent so far
         self.reporting = 0  # workers that send what they parsed
@@ -832,7 +836,7 @@ class _Workers:
     def reserve(self) -> Any:
         """A worker for a share to come (see hand_over), taken now, before this process takes in more."""
         waiting = self.pool.take()
-        self.receivers[waiting.results] = len(self.processes)
+        self.receivers[waiting.results] = self.reserved[waiting.work] = len(self.processes)
         self.processes.append(waiting.process)
         self.counters.append(waiting.counter)
         return waiting.work
@@ -840,8 +844,12 @@ class _Workers:
     def hand_over(self, work: Any, share: Share | None, *, reports_parse: bool = False) -> None:
         """Send a reserved worker its share (None: nothing to do)."""
         self.reporting += share is not None and reports_parse
-        work.send(share and (self.job, share, reports_parse))
-        work.close()
+        try:
+            work.send(share and (self.job, share, reports_parse))
+        except BrokenPipeError:  # killed while it waited
+            raise ended_early(self.processes[self.reserved[work]]) from None
+        finally:
+            work.close()
 
     def wait_for_parses(self) -> list[ShareParse]:
         while len(self.parses) < self.reporting:
@@ -861,7 +869,7 @@ class _Workers:
             try:
                 outcome, value = ready.recv()
             except EOFError:
-                outcome, value = "crash", f"worker {index} died (exit code {self.processes[index].exitcode})"
+                raise ended_early(self.processes[index]) from None
             if outcome == "failure":  # the one line the user would see from a freeze in one process
                 raise SiteError(value)
             if outcome == "crash":  # a bug: its traceback, from the worker
@@ -877,6 +885,22 @@ class _Workers:
                 self.results[index] = value
                 del self.receivers[ready]
         self.progress(sum(counter.value for counter in self.counters))
+
+
+def ended_early(process: Any) -> SiteError:
+    """A worker gone without its answer, killed most likely: one line, not a traceback."""
+    process.join(timeout=5)  # for its exit code
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = " (the system does that when memory runs out: fewer --jobs use less)" if -code == signal.SIGKILL else ""
+        how = f"was killed by {name} before it finished{why}"
+    else:
+        how = f"ended with exit code {code} before it finished"
+    return SiteError(f"a freeze worker {how}; the build is unchanged")
 
 
 def give_back_free_memory() -> None:
@@ -929,7 +953,7 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
     except SiteError as exc:
         send.send(("failure", exc.format_message()))
     except (ContentError, OSError) as exc:
-        send.send(("failure", str(exc) if isinstance(exc, ContentError) else describe_os_error(exc, job.dest or job.tree)))
+        send.send(("failure", str(exc) if isinstance(exc, ContentError) else describe_os_error(exc, job.dest or job.tree, job.root)))
     except BaseException:
         send.send(("crash", traceback.format_exc()))
     finally:

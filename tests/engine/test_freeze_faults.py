@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,62 @@ def test_an_error_in_a_worker_is_the_same_one_line(project, monkeypatch):
     for jobs in ("1", "2"):
         result = freeze(project, "--jobs", jobs)
         assert (result.exit_code, result.output) == (1, "content/users/member-001.yaml:1:1: broken\n")
+
+
+@pytest.mark.parametrize("when", ["rendering", "waiting for its share"])
+def test_a_worker_killed_is_one_line_and_leaves_the_build_as_it_was(project, tmp_path, monkeypatch, when):
+    """As the system's out-of-memory killer would: SIGKILL, no word from the worker."""
+    assert freeze(project).exit_code == 0
+    before, state = snapshot(project / "build"), snapshot(project / ".build.state")
+    (project / "templates/base.html").write_text((project / "templates/base.html").read_text() + "\n")
+    parent = os.getpid()
+    if when == "rendering":
+        real_render = render.render_share
+
+        def killed(*arguments, **options):
+            if os.getpid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_render(*arguments, **options)
+
+        monkeypatch.setattr(render, "render_share", killed)
+    else:
+        real_hand_over = render._Workers.hand_over
+
+        def killed_first(workers, work, share, **options):
+            process = workers.processes[workers.reserved[work]]
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
+            return real_hand_over(workers, work, share, **options)
+
+        monkeypatch.setattr(render._Workers, "hand_over", killed_first)
+    result = freeze(project, "--jobs", "2")
+    assert result.exit_code == 1
+    assert result.output == ("a freeze worker was killed by SIGKILL before it finished (the system does that "
+                             "when memory runs out: fewer --jobs use less); the build is unchanged\n")
+    assert (snapshot(project / "build"), snapshot(project / ".build.state")) == (before, state)
+    monkeypatch.undo()
+    assert freeze(project).exit_code == 0
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "after")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_unreadable_static_file_is_named_as_a_file_not_read_not_as_the_build_not_written(
+        project, monkeypatch, jobs):
+    import builtins
+
+    real_open, unreadable = builtins.open, str(project / "static/styles/site.css")
+
+    def denying_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == unreadable:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), unreadable)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denying_open)
+    result = freeze(project, "--jobs", jobs)
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith("cannot read static/styles/site.css: Permission denied")
+    assert leftovers(project) == []
 
 
 def test_a_destination_through_a_file_is_one_line(project, tmp_path):
