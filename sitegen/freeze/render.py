@@ -847,7 +847,7 @@ class _Workers:
         try:
             work.send(share and (self.job, share, reports_parse))
         except BrokenPipeError:  # killed while it waited
-            raise ended_early(self.processes[self.reserved[work]]) from None
+            raise _ended_early(self.processes[self.reserved[work]]) from None
         finally:
             work.close()
 
@@ -869,7 +869,7 @@ class _Workers:
             try:
                 outcome, value = ready.recv()
             except EOFError:
-                raise ended_early(self.processes[index]) from None
+                raise _ended_early(self.processes[index]) from None
             if outcome == "failure":  # the one line the user would see from a freeze in one process
                 raise SiteError(value)
             if outcome == "crash":  # a bug: its traceback, from the worker
@@ -887,7 +887,7 @@ class _Workers:
         self.progress(sum(counter.value for counter in self.counters))
 
 
-def ended_early(process: Any) -> SiteError:
+def _ended_early(process: Any) -> SiteError:
     """A worker gone without its answer, killed most likely: one line, not a traceback."""
     process.join(timeout=5)  # for its exit code
     code = process.exitcode
