@@ -783,7 +783,11 @@ class Pool:
         results, send = self.context.Pipe(duplex=False)
         process = self.context.Process(target=_waiting_worker, daemon=True,
                                        args=(self.site, work, send, counter, [handed, results, *_PARENT_ENDS]))
-        process.start()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # held for this process until
+        try:  # the fork is done; the worker ignores it before it lets it in (see _waiting_worker)
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         work.close()
         send.close()
         _PARENT_ENDS.update((handed, results))
@@ -915,7 +919,14 @@ def give_back_free_memory() -> None:
 
 
 def _waiting_worker(site: Site, work: Any, send: Any, counter: Any, parent_ends: list[Any]) -> None:
-    """Wait for (job, share, reports_parse) and do it; None: nothing to do, said so; False: not needed."""
+    """Wait for (job, share, reports_parse) and do it; None: nothing to do, said so; False: not needed.
+
+    Ctrl-C reaches every process of the terminal's group: a worker leaves it
+    to the freeze, which stops its workers and says "Aborted!" once, instead
+    of each printing where its KeyboardInterrupt found it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by Pool._fork until now
     for parent_end in parent_ends:  # copied by the fork (see _PARENT_ENDS): the parent's exit ends the wait
         parent_end.close()
     try:

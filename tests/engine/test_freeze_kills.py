@@ -142,3 +142,30 @@ def test_the_workers_of_a_killed_freeze_end_too_and_quietly(make_project, tmp_pa
         os.kill(pid, signal.SIGKILL)
     assert len(workers) == 3 and not left
     assert "Traceback" not in errors.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in /proc")
+@pytest.mark.parametrize("moment", ["while the workers wait", "while they render"])
+def test_ctrl_c_ends_the_freeze_and_its_workers_with_one_word(make_project, moment):
+    """A terminal's Ctrl-C is a SIGINT to every process of its group: the workers' too."""
+    root = make_project()
+    add_users(root, 3000)
+    freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze",
+                               "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    staged = root / ".build.state/next/tree/users"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and freeze.poll() is None:
+        if len(children_of(freeze.pid)) == 3 and (moment == "while the workers wait" or (
+                staged.is_dir() and len(os.listdir(staged)) > 100)):
+            break
+        time.sleep(0.002)
+    workers = children_of(freeze.pid)
+    os.killpg(freeze.pid, signal.SIGINT)
+    _, errors = freeze.communicate(timeout=60)
+    assert (freeze.returncode, errors.strip(), len(workers)) == (1, "Aborted!", 3)
+    deadline = time.monotonic() + 20
+    while not all(map(ended, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(ended, workers))
+    assert not (root / "build").exists() and not (root / ".build.state").exists()
