@@ -509,6 +509,9 @@ class Build:
             if per_page and position % per_page == 0 and position // per_page in early.get(kind, {}):
                 share.urls.append(early[kind][position // per_page])
             starts[share_index].setdefault(kind, position)
+        for kind, pages in early.items():  # an empty collection's one listing page has no record to go with
+            if not slugs[kind] and 0 in pages:
+                shares[0].urls.append(pages[0])
         for share, started in zip(shares, starts):
             share.listed = {kind: self._listed_window(render, names, share.parse.get(kind, []), started.get(kind, 0))
                             for kind, names in slugs.items()}

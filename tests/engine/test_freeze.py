@@ -188,6 +188,21 @@ def test_refuses_to_replace_a_folder_it_did_not_make(make_project):
     assert (precious / "thesis.txt").read_text() == "years of work"
 
 
+@pytest.mark.parametrize("collection", ["users", "stores"])  # listed in pages of 24, and on one page
+def test_a_collection_with_no_records_freezes_its_listing_page_as_the_preview_shows_it(make_project, collection):
+    root = make_project()
+    assert freeze_site(root, root / "build").rendered
+    for record in (root / "content" / collection).iterdir():
+        record.unlink()
+    freeze_site(root, root / "build")  # from the last build
+    site = load_site(root)
+    preview = create_app(site, load_content(site)).test_client()
+    listing = f"{collection}/index.html"
+    assert (root / "build" / listing).read_bytes() == preview.get(f"/{collection}/").data
+    clean = freeze_site(root, root / "clean", clean=True).destination
+    assert snapshot(clean) == snapshot(root / "build")
+
+
 def test_a_file_where_a_collections_folder_belongs_is_an_empty_collection_as_in_the_preview(make_project):
     root = make_project()
     stores = root / "content" / "stores"
