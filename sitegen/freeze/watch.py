@@ -289,7 +289,9 @@ class Watcher:
             self.scan.forget()
             self.dirty = True
         self.window.close()
-        if self.dirty or self.last is None or not self._build_is_ours():
+        # A scan it cannot vouch for (a link in the sources: what it leads to changes with no event
+        # at the link, and a tree that is a link is not watched) is made again, as a cold freeze would.
+        if self.dirty or self.scan.found is None or self.last is None or not self._build_is_ours():
             return "done", self.freeze(request.out, request.err, echo=True)
         unchanged = FreezeResult(self.last.pages, time.perf_counter() - started, self.last.destination)
         print(unchanged.summary(), file=request.out, flush=True)

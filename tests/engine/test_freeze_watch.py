@@ -130,6 +130,21 @@ def test_a_handed_over_freeze_says_and_makes_what_a_cold_freeze_does(make_projec
     assert heading(root / "build", "users/mary-somerville") == "Mary Somerville"
 
 
+def test_a_handed_over_freeze_scans_a_tree_that_is_a_link_as_a_cold_freeze_does(make_project, watch_freeze):
+    """No event comes from inside a linked tree (it is not watched): the watcher cannot vouch for its scan."""
+    root = make_project()
+    (root / "static").rename(root / "static-real")
+    (root / "static").symlink_to("static-real")
+    watcher = watch_freeze(root)
+    froze(watcher, 1)
+    stylesheet = root / "static/styles/site.css"
+    stylesheet.write_text(stylesheet.read_text() + "\n/* edited */\n")
+    handed, imported = client(root)
+    assert handed_over(imported)
+    assert (handed.returncode, handed.stderr, LINE.match(handed.stdout.strip()).group(3)) == (0, "", "1")
+    assert (root / "build/static/styles/site.css").read_bytes() == stylesheet.read_bytes()
+
+
 def make_project_copy(root: Path, copy: Path) -> Path:
     import shutil
 
