@@ -232,6 +232,8 @@ def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | Non
     with entries:
         for entry in entries:
             path = f"{relative}/{entry.name}"
+            if entry.name.startswith(".") and entry.is_symlink():  # Emacs's lock file (.#name) links to nowhere;
+                continue  # a hidden link is neither published nor a template any page names
             if not _followed(root, path, entry, problems, links):
                 continue
             if entry.is_dir(follow_symlinks=False):

@@ -60,6 +60,20 @@ def test_a_linked_folder_leading_outside_is_refused(make_project, secret):
     assert not (root / "build").exists()
 
 
+def test_an_editors_lock_link_to_nowhere_is_not_a_source(make_project):
+    """Emacs marks a file being edited with a link to nowhere beside it (.#name -> user@host.pid:time)."""
+    root = make_project()
+    for lock in ("templates/.#base.html", "static/styles/.#site.css"):
+        (root / lock).symlink_to("someone@host.4242:1733300000")
+    assert freeze(root).exit_code == 0
+    ada = root / "content/users/ada-lovelace.yaml"
+    ada.write_text(ada.read_text().replace("bio: ", "bio: Edited. ", 1))
+    result = freeze(root)
+    assert result.exit_code == 0, result.output
+    assert "Edited." in (root / "build/users/ada-lovelace/index.html").read_text()
+    assert not list((root / "build").rglob(".#*"))
+
+
 def test_a_link_inside_the_project_is_followed(make_project):
     root = make_project()
     (root / "static" / "images" / "logo-copy.svg").symlink_to(root / "static" / "images" / "logo.svg")
