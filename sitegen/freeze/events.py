@@ -44,6 +44,7 @@ import select
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -272,6 +273,8 @@ def _watch(trees: list[Path], top: Path, engine: Path, pipe: int, alive: int) ->
     watchdog_log = logging.getLogger("watchdog")
     watchdog_log.addHandler(Unsure(logging.WARNING))
     watchdog_log.propagate = False  # nothing on the terminal: the watcher scans everything instead
+    # Its warnings too, such as a watch added again for a folder moved away and back.
+    warnings.showwarning = lambda message, category, *_, **__: send((UNSURE, f"{category.__name__}: {message}"))
     threading.excepthook = lambda found: send((UNSURE, f"{found.exc_type.__name__}: {found.exc_value}"))
     # Writes only: with reads too, every file a freeze reads would come down the pipe.
     written = [FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileDeletedEvent, FileMovedEvent,

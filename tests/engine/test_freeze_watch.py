@@ -74,6 +74,21 @@ def test_the_watcher_freezes_each_save(make_project, watch_freeze):
     assert snapshot(root / "build") == snapshot(clean_freeze(root))
 
 
+def test_a_folder_moved_away_and_back_is_frozen_with_nothing_from_watchdog_on_the_terminal(
+        make_project, watch_freeze, tmp_path):
+    root = make_project()
+    watcher = watch_freeze(root)
+    (root / "content/users").rename(tmp_path / "users")
+    froze(watcher, 2)
+    time.sleep(0.5)
+    (tmp_path / "users").rename(root / "content/users")
+    froze(watcher, 3)
+    handed, _ = client(root)  # passes the barrier: whatever watchdog said has been heard
+    assert handed.returncode == 0
+    assert [line for line in watcher.err if not line.startswith("Watching ")] == []
+    assert snapshot(root / "build") == snapshot(clean_freeze(root))
+
+
 def test_a_static_file_in_a_folder_other_tools_use_is_frozen_as_it_is_saved(make_project, watch_freeze):
     root = make_project()
     watcher = watch_freeze(root)
