@@ -225,6 +225,9 @@ class WatchSocket:
         self.restarted = inherited is not None
         self.listener = inherited or self._bind(dest)
         self.inode = os.stat(self.path).st_ino
+        # Not held by the workers the watcher forks: workers left running by a killed watcher kept it
+        # listening, and the next client, connected but never answered, could not tell it was stale.
+        os.register_at_fork(after_in_child=self.listener.close)
 
     def fileno(self) -> int:
         return self.listener.fileno()

@@ -205,6 +205,25 @@ def test_a_stale_socket_means_a_cold_freeze_and_goes(make_project):
     assert not path.exists()
 
 
+def test_the_processes_the_watcher_forks_do_not_hold_its_socket(tmp_path):
+    """Workers left running by a killed watcher kept it listening: the next client could not tell it was stale."""
+    from sitegen.freeze.delegate import WatchSocket
+
+    listening = WatchSocket(tmp_path / "build")
+    try:
+        number, identity = listening.fileno(), os.fstat(listening.fileno()).st_ino
+        child = os.fork()
+        if child == 0:  # the forked copy of this process
+            try:
+                held = os.fstat(number).st_ino == identity
+            except OSError:
+                held = False
+            os._exit(1 if held else 0)
+        assert os.waitpid(child, 0)[1] == 0
+    finally:
+        listening.close()
+
+
 def test_other_options_or_clean_freeze_cold_beside_the_watcher(make_project, watch_freeze):
     root = make_project()
     watch_freeze(root)
