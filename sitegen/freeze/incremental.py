@@ -4,9 +4,10 @@ The state is one file, ``.<build>.state/state.marshal`` beside the output (never
 inside what a host serves). It holds:
 
 - ``sources``: every content, template and static file as
-  ``path -> (mtime_ns, size, digest)``; a file is hashed again only when its
-  size or mtime moved, and a file modified just before a freeze is hashed
-  again next time (an edit within one timestamp tick keeps the mtime);
+  ``path -> (ctime_ns, size, digest)``; a file is hashed again only when its
+  size or change time moved (see change_stamp), and a file changed just
+  before a freeze is hashed again next time (an edit within one timestamp
+  tick keeps the time);
 - ``records``: for every record, in file-name order, a digest of each of its
   fields (``FIELD_DIGEST`` bytes each, fields in declaration order): enough
   to tell which fields an edit changed, and so which listing pages show
@@ -61,7 +62,7 @@ try:  # hashlib's own blake2b, without the OpenSSL bindings importing hashlib lo
 except ImportError:  # a Python built without its own hash functions
     from hashlib import blake2b
 
-STATE_VERSION = 9
+STATE_VERSION = 10
 CONTENT_DIGEST = 16  # bytes of a file's digest
 HEAD_LENGTH_BYTES = 8  # the state file starts with the length of its head
 STATE_FILE = "state.marshal"
@@ -115,7 +116,7 @@ def file_digest(path: Path) -> bytes:
 
 
 def read_file(path: Path) -> tuple[bytes, os.stat_result]:
-    """A whole file and its stat before reading (so a later edit shows as a newer mtime).
+    """A whole file and its stat before reading (so a later edit shows as a newer change time).
 
     Plain system calls: half the cost of open() and its buffered file object.
     """
@@ -156,9 +157,21 @@ def fingerprint(root: Path, base_url: str | None) -> bytes:
     return digest("\0".join(parts).encode() + code)
 
 
+def change_stamp(info: os.stat_result) -> tuple[int, int]:
+    """What a source's stat tells of its version: its change time (ns) and its size.
+
+    The change time, not the modification time: a program can set a file's
+    mtime back (``touch -d``, tar, ``rsync -t``) over other bytes of the
+    same size, but not its ctime, which each write, and each setting of the
+    mtime, moves to now. A change of owner or mode moves it too, and costs
+    one more hash of the file, not a page.
+    """
+    return info.st_ctime_ns, info.st_size
+
+
 def scan_sources(root: Path, collections: list[str], *, stat_records: bool = True,
                  links: list[str] | None = None) -> dict[str, tuple[int, int] | None]:
-    """``path -> (mtime_ns, size)`` of every file a page can be built from.
+    """``path -> change_stamp`` of every file a page can be built from.
 
     Without ``stat_records`` a record file maps to None: a freeze with no
     state parses every record anyway, and the worker that reads a file takes
@@ -184,8 +197,7 @@ def scan_sources(root: Path, collections: list[str], *, stat_records: bool = Tru
         if site.is_symlink():
             links.append("content/site.yaml")
         if not site.is_symlink() or followed_link(root, "content/site.yaml", problems):
-            stat = site.stat()
-            found["content/site.yaml"] = (stat.st_mtime_ns, stat.st_size)
+            found["content/site.yaml"] = change_stamp(site.stat())
     for folder in collections:
         prefix = f"content/{folder}/"
         try:  # listed from a descriptor, each file is looked up in the folder, not from / again: -11 %
@@ -201,8 +213,7 @@ def scan_sources(root: Path, collections: list[str], *, stat_records: bool = Tru
                     path = prefix + name
                     if _followed(root, path, entry, problems, links) and entry.is_file():
                         if stat_records:
-                            stat = entry.stat()
-                            found[path] = (stat.st_mtime_ns, stat.st_size)
+                            found[path] = change_stamp(entry.stat())
                         else:
                             found[path] = None
         finally:
@@ -239,8 +250,7 @@ def _scan_tree(root: Path, relative: str, found: dict[str, tuple[int, int] | Non
             if entry.is_dir(follow_symlinks=False):
                 _scan_tree(root, path, found, problems, links)
             elif not entry.is_dir():
-                stat = entry.stat()
-                found[path] = (stat.st_mtime_ns, stat.st_size)
+                found[path] = change_stamp(entry.stat())
 
 
 class SourceChanges:
@@ -261,10 +271,10 @@ def racy_cutoff() -> int:
     return time.time_ns() - RACY_NS
 
 
-def source_entry(mtime_ns: int, size: int, content_digest: bytes, racy_after: int) -> tuple[int, int, bytes]:
-    """A file's entry in the state; a file modified after ``racy_after`` keeps no mtime,
-    so that the next freeze hashes it again (an edit within one timestamp tick keeps the mtime)."""
-    return (mtime_ns if mtime_ns < racy_after else -1, size, content_digest)
+def source_entry(ctime_ns: int, size: int, content_digest: bytes, racy_after: int) -> tuple[int, int, bytes]:
+    """A file's entry in the state; a file changed after ``racy_after`` keeps no time,
+    so that the next freeze hashes it again (an edit within one timestamp tick keeps the time)."""
+    return (ctime_ns if ctime_ns < racy_after else -1, size, content_digest)
 
 
 def compare_sources(root: Path, scanned: dict[str, tuple[int, int] | None], previous: Sources,

@@ -90,7 +90,7 @@ class KeptScan:
                     return False
                 if not stat.S_ISREG(info.st_mode):  # a link, a folder, a device: leave it to the scan
                     return False
-                self.found[relative] = (info.st_mtime_ns, info.st_size)
+                self.found[relative] = incremental.change_stamp(info)
         self.stale.clear()
         return True
 

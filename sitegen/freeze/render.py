@@ -42,8 +42,8 @@ from ..routes import RecordRoute, enumerated_urls, record_routes
 from ..site import Site
 from .dependencies import Deferred, Recorder, TrackedContent, TrackedRecords, record_key, track_app
 from .fetch import Fetcher
-from .incremental import (CONTENT_DIGEST, LazyRecords, ListedSlugs, cyclic_gc, digest, field_digests, racy_cutoff,
-                          read_file, source_entry)
+from .incremental import (CONTENT_DIGEST, LazyRecords, ListedSlugs, change_stamp, cyclic_gc, digest, field_digests,
+                          racy_cutoff, read_file, source_entry)
 from .linkcheck import page_links
 
 # Editor leftovers. Hidden files are ".?*", not ".*": Frozen-Flask matches the patterns
@@ -375,7 +375,7 @@ class ListedWindow(Sequence):
 
 
 class FileEntries:
-    """The state entries (mtime, size, digest; see incremental.source_entry) of a run of records' files,
+    """The state entries (ctime, size, digest; see incremental.source_entry) of a run of records' files,
     packed: 32 bytes a record where a tuple of two numbers and a digest took about 180 in the parent."""
 
     def __init__(self) -> None:
@@ -498,7 +498,7 @@ def parse_share(job: Job, share: Share, send_part: Callable[[ShareParse], None] 
                 result.add(kind, None, UNREAD)
                 continue
             packed.add(slug, marshal.dumps(values))
-            result.add(kind, field_digests(values), source_entry(stat.st_mtime_ns, stat.st_size, digest(data),
+            result.add(kind, field_digests(values), source_entry(*change_stamp(stat), digest(data),
                                                                 racy_after))
         packed.index()
         collections[kind] = LazyRecords(packed, functools.partial(_decode, schema, packed))
