@@ -678,7 +678,9 @@ class BuildFolders:
     def apply_commit(self) -> None:
         """Delete the gone files and move the staged ones in, then the state; safe to repeat after a crash.
 
-        A failure (not a crash) puts build/ back as it was and raises one line.
+        A failure puts build/ back as it was and raises one line; so does
+        Ctrl-C (or SIGTERM), which then goes on stopping the freeze. Only a
+        crash (a kill, a power cut) leaves the journal for the next freeze.
         """
         journal = self._journal()
         assert journal is not None
@@ -691,8 +693,12 @@ class BuildFolders:
                 self._move_in(written, deleted)
             if (self.next / STATE_FILE).exists():
                 _move(os.replace, self.next / STATE_FILE, self.state / STATE_FILE)
-        except Exception as exc:  # a crash (or Ctrl-C) leaves the journal for the next freeze to finish
+        except Exception as exc:
             self._undo(journal, exc)
+        except (KeyboardInterrupt, SystemExit):  # asked to stop: not half of the new build
+            self._mark_undoing()
+            self._roll_back(journal)
+            raise
         with contextlib.suppress(OSError):  # compiled templates are a cache: Jinja checks them anyway
             if self.staged_templates.is_dir():
                 self.templates.mkdir(exist_ok=True)
@@ -756,8 +762,7 @@ class BuildFolders:
 
     def _undo(self, journal: tuple, exc: Exception) -> None:
         """Put build/ back after ``exc`` stopped the commit, and report it in one line."""
-        with contextlib.suppress(OSError):  # from here on, a crash makes the next freeze finish the undo
-            os.replace(self.next / COMMIT_FILE, self.next / ROLLBACK_FILE)
+        self._mark_undoing()
         problem = describe_os_error(exc, self.dest)
         try:
             self._roll_back(journal)
@@ -765,6 +770,11 @@ class BuildFolders:
             raise SiteError(f"{problem}; putting {self.dest} back failed too ({describe_os_error(again, self.dest)}): "
                             "the next freeze will try again") from None
         raise SiteError(f"{problem}; {self.dest} is unchanged") from None
+
+    def _mark_undoing(self) -> None:
+        """From here on, a crash makes the next freeze finish undoing the commit, not applying it."""
+        with contextlib.suppress(OSError):
+            os.replace(self.next / COMMIT_FILE, self.next / ROLLBACK_FILE)
 
     def _roll_back(self, journal: tuple) -> None:
         """Undo a commit, as far as it went: the old files back, the new ones out; safe to repeat."""

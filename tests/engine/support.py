@@ -29,6 +29,11 @@ LIVE_USER, LIVE_PASSWORD = "ada", "correct horse battery staple"
 API_KEY = "test-api-key-0123456789"
 
 
+class Crash(BaseException):
+    """A process dying where it stands (a kill, a power cut), raised where a test wants it: unlike
+    Ctrl-C (KeyboardInterrupt), nothing in sitegen answers it by tidying up."""
+
+
 def parse_html(data: bytes | str) -> BeautifulSoup:
     return BeautifulSoup(data, "html.parser")
 

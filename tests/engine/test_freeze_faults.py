@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from sitegen.cli import main
 from sitegen.freeze import incremental, render
 from sitegen.freeze import freeze_site
-from support import snapshot
+from support import Crash, snapshot
 from test_freeze_incremental import USER, add_users, clean_copy
 
 
@@ -301,12 +301,26 @@ def test_a_read_only_place_for_the_state_is_one_line(project, monkeypatch):
     assert "Read-only file system" in result.output and len(result.output.splitlines()) == 1
 
 
+@pytest.mark.parametrize("fail_at", [1, 3, 6])
+def test_ctrl_c_while_a_commit_is_applied_puts_build_back_and_stops(project, tmp_path, monkeypatch, fail_at):
+    assert freeze(project).exit_code == 0
+    before, state = snapshot(project / "build"), snapshot(project / ".build.state")
+    edit_site(project)
+    with monkeypatch.context() as patch:
+        fail_moves(patch, fail_at, KeyboardInterrupt())
+        result = freeze(project)
+    assert (result.exit_code, result.output.strip()) == (1, "Aborted!")
+    assert (snapshot(project / "build"), snapshot(project / ".build.state")) == (before, state)
+    assert freeze(project).exit_code == 0
+    assert snapshot(project / "build") == clean_copy(project, tmp_path, "after")
+
+
 @pytest.mark.parametrize("then", ["freeze again", "empty it, then freeze"])
 def test_a_killed_first_freeze_into_an_empty_folder_leaves_it_usable(project, tmp_path, monkeypatch, then):
     dest = project / "build"
     dest.mkdir()
-    fail_moves(monkeypatch, 5, KeyboardInterrupt("killed"))
-    with pytest.raises(KeyboardInterrupt):
+    fail_moves(monkeypatch, 5, Crash("killed"))
+    with pytest.raises(Crash):
         freeze_site(project, dest)
     monkeypatch.undo()
     if then != "freeze again":

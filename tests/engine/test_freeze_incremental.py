@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from support import REPO, check_random_edits_match_a_clean_freeze, snapshot
+from support import REPO, Crash, check_random_edits_match_a_clean_freeze, snapshot
 from sitegen.freeze import incremental, render
 from sitegen.cli import main
 from sitegen.errors import SiteError
@@ -321,11 +321,11 @@ def test_a_crash_while_applying_a_commit_is_finished_by_the_next_freeze(project,
     def crash_on_third_move(source, target):
         moves.append(target)
         if len(moves) == 3:
-            raise KeyboardInterrupt("power cut")
+            raise Crash("power cut")
         real_replace(source, target)
 
     monkeypatch.setattr(incremental.os, "replace", crash_on_third_move)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Crash):
         freeze_site(project, project / "build")
     monkeypatch.setattr(incremental.os, "replace", real_replace)
     assert (project / ".build.state" / "next" / incremental.COMMIT_FILE).is_file()
