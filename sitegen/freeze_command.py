@@ -15,6 +15,7 @@ import atexit
 import gc
 import importlib.util
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,18 @@ def freeze(site: Any, dest: Path | None, base_url: str | None, jobs: int | None,
         if status:
             sys.exit(status)
         return
+    from .errors import SiteError
     from .freeze.console import freeze_and_report
 
-    freeze_and_report(site, dest, out=sys.stdout, err=sys.stderr, base_url=base_url, jobs=jobs, clean=clean)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        freeze_and_report(site, dest, out=sys.stdout, err=sys.stderr, base_url=base_url, jobs=jobs, clean=clean)
+    except MemoryError:
+        raise SiteError("the freeze ran out of memory; fewer --jobs use less") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(number: int, frame: Any) -> None:
+    """SIGTERM: stop as Ctrl-C does, the staging removed and a commit under way undone, with the usual status."""
+    raise SystemExit(128 + number)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..errors import SiteError
 from ..site import Site
 from .build import FreezeResult, freeze_site
 
@@ -27,5 +28,10 @@ def freeze_and_report(site: Site, dest: Path, *, out: TextIO, err: TextIO, **opt
         if show_progress:  # the count goes, so that what follows starts a clean line
             err.write("\r\033[K")
             err.flush()
-    print(result.summary(), file=out, flush=True)
+    try:
+        print(result.summary(), file=out, flush=True)
+    except BrokenPipeError:  # its reader went away: the command ends quietly
+        raise
+    except OSError as exc:  # a full disk behind the output (> /dev/full): the build is done all the same
+        raise SiteError(f"froze {dest}, but could not write the line that says so: {exc.strerror or exc}") from None
     return result

@@ -926,6 +926,7 @@ def _waiting_worker(site: Site, work: Any, send: Any, counter: Any, parent_ends:
     of each printing where its KeyboardInterrupt found it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the freeze's own handler is for the freeze (freeze_command)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by Pool._fork until now
     for parent_end in parent_ends:  # copied by the fork (see _PARENT_ENDS): the parent's exit ends the wait
         parent_end.close()
@@ -963,6 +964,8 @@ def _worker(job: Job, share: Share, reports_parse: bool, counter: Any, send: Any
         send.send(("ok", render_share(job, share, collections, tick, lambda pages: send.send(("pages", pages)))))
     except SiteError as exc:
         send.send(("failure", exc.format_message()))
+    except MemoryError:
+        send.send(("failure", "a freeze worker ran out of memory; fewer --jobs use less"))
     except (ContentError, OSError) as exc:
         send.send(("failure", str(exc) if isinstance(exc, ContentError) else describe_os_error(exc, job.dest or job.tree, job.root)))
     except BaseException:

@@ -203,6 +203,17 @@ def test_a_collection_with_no_records_freezes_its_listing_page_as_the_preview_sh
     assert snapshot(clean) == snapshot(root / "build")
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_output_that_cannot_be_written_is_one_line_after_the_build_is_done(make_project):
+    root = make_project()
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, str(root / "site.py"), "freeze"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, cwd=root, timeout=120)
+    assert (done.returncode, done.stderr) == (
+        1, f"froze {root / 'build'}, but could not write the line that says so: No space left on device\n")
+    assert (root / "build" / "index.html").is_file()
+
+
 def test_a_file_where_a_collections_folder_belongs_is_an_empty_collection_as_in_the_preview(make_project):
     root = make_project()
     stores = root / "content" / "stores"

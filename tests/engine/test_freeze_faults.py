@@ -260,6 +260,19 @@ def test_a_worker_killed_is_one_line_and_leaves_the_build_as_it_was(project, tmp
     assert snapshot(project / "build") == clean_copy(project, tmp_path, "after")
 
 
+@pytest.mark.parametrize("where", ["freeze", "worker"])
+def test_running_out_of_memory_is_one_line(project, monkeypatch, where):
+    def exhausted(*arguments, **options):
+        raise MemoryError()
+
+    monkeypatch.setattr(render, "check_collisions" if where == "freeze" else "render_share", exhausted)
+    result = freeze(project, "--jobs", "2")
+    assert result.exit_code == 1
+    assert result.output == {"freeze": "the freeze ran out of memory; fewer --jobs use less\n",
+                             "worker": "a freeze worker ran out of memory; fewer --jobs use less\n"}[where]
+    assert leftovers(project) == []
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_an_unreadable_static_file_is_named_as_a_file_not_read_not_as_the_build_not_written(
         project, monkeypatch, jobs):

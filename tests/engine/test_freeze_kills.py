@@ -169,3 +169,23 @@ def test_ctrl_c_ends_the_freeze_and_its_workers_with_one_word(make_project, mome
         time.sleep(0.05)
     assert all(map(ended, workers))
     assert not (root / "build").exists() and not (root / ".build.state").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in /proc")
+def test_sigterm_ends_the_freeze_as_ctrl_c_does_with_its_usual_status(make_project):
+    root = make_project()
+    add_users(root, 3000)
+    freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze",
+                               "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and freeze.poll() is None and len(children_of(freeze.pid)) < 3:
+        time.sleep(0.002)
+    workers = children_of(freeze.pid)
+    freeze.send_signal(signal.SIGTERM)  # to the freeze alone, as a service manager or `kill` sends it
+    out, errors = freeze.communicate(timeout=60)
+    assert (freeze.returncode, out, errors, len(workers)) == (128 + signal.SIGTERM, "", "", 3)
+    deadline = time.monotonic() + 20
+    while not all(map(ended, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(ended, workers))
+    assert not (root / "build").exists() and not (root / ".build.state").exists()
