@@ -57,6 +57,8 @@ def describe_os_error(exc: BaseException, dest: Path, root: Path | None = None) 
         return f"{type(exc).__name__}: {exc}"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the disk of {dest}"
+    if exc.errno in (errno.EMFILE, errno.ENFILE):  # the process's limit, or the system's: not a file's fault
+        return f"too many open files ({exc.strerror}): raise the limit (ulimit -n) or use fewer --jobs"
     source = _source_path(exc.filename, root)
     if source is not None:
         return f"cannot read {source}: {exc.strerror or exc}"

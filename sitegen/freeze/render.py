@@ -760,7 +760,13 @@ class Pool:
 
         self.site = site
         self.context = multiprocessing.get_context("fork")
-        self.idle = [self._fork() for _ in range(count)]
+        self.idle: list[_Waiting] = []
+        try:
+            for _ in range(count):
+                self.idle.append(self._fork())
+        except BaseException:  # e.g. no descriptor left for the next one's pipes: the ones forked end now
+            self.__exit__(None, None, None)
+            raise
 
     def __enter__(self) -> Pool:
         return self
