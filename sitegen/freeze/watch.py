@@ -237,6 +237,8 @@ class Watcher:
                                        clean=clean, scan=self.scan, folders=self.kept.folders)
         except SiteError as exc:
             self.last = None
+            if not echo and self._overtaken():  # the freeze after those saves says what is still wrong
+                return 1
             for stream in errors_to:
                 print(exc.format_message(), file=stream, flush=True)
             return 1
@@ -253,6 +255,12 @@ class Watcher:
         if echo:
             print(result.summary(), flush=True)
         return 0
+
+    def _overtaken(self) -> bool:
+        """Whether sources were saved while the freeze ran: its failure may be about a file since
+        fixed or gone (a record moved away while it was read), and another freeze follows anyway."""
+        self.take(self.events.read())
+        return self.dirty
 
     # ------------------------------------------------------------ delegated freezes
 

@@ -89,6 +89,27 @@ def test_a_folder_moved_away_and_back_is_frozen_with_nothing_from_watchdog_on_th
     assert snapshot(root / "build") == snapshot(clean_freeze(root))
 
 
+def test_a_failure_overtaken_by_a_save_is_not_shown_and_the_next_freeze_follows(make_project, watch_freeze):
+    """Fixed while the freeze that finds it runs: the error it would print is already out of date."""
+    root = make_project()
+    site_py = root / "site.py"  # profile pages that take a while: the fix lands while they render
+    site_py.write_text(site_py.read_text().replace(
+        '    """Up to two initials for a name\'s avatar: \'Guido van Rossum\' -> \'GR\'."""\n',
+        '    """Up to two initials for a name\'s avatar: \'Guido van Rossum\' -> \'GR\'."""\n'
+        '    __import__("time").sleep(0.05)\n'))
+    watcher = watch_freeze(root)
+    ada = root / ADA
+    good = ada.read_text()
+    base = root / "templates/base.html"
+    base.write_text(base.read_text().replace("</footer>", "<!-- every page again --></footer>"))
+    ada.write_text(good.replace("bio: ", "bio: See [the notes](/nowhere/). ", 1))  # a link to no page
+    time.sleep(0.2)  # the freeze has started and renders the profiles
+    ada.write_text(good)
+    froze(watcher, 2)
+    assert not [line for line in watcher.err if "nowhere" in line]
+    assert snapshot(root / "build") == snapshot(clean_freeze(root))
+
+
 def test_a_static_file_in_a_folder_other_tools_use_is_frozen_as_it_is_saved(make_project, watch_freeze):
     root = make_project()
     watcher = watch_freeze(root)
