@@ -785,15 +785,23 @@ class Pool:
 
     def _fork(self) -> _Waiting:
         counter = self.context.RawValue("q", 0)
-        work, handed = self.context.Pipe(duplex=False)
-        results, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_waiting_worker, daemon=True,
-                                       args=(self.site, work, send, counter, [handed, results, *_PARENT_ENDS]))
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # held for this process until
-        try:  # the fork is done; the worker ignores it before it lets it in (see _waiting_worker)
-            process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        ends: list[Any] = []  # closed at once if the fork fails (no descriptor left, say)
+        try:
+            work, handed = self.context.Pipe(duplex=False)
+            ends += (work, handed)
+            results, send = self.context.Pipe(duplex=False)
+            ends += (results, send)
+            process = self.context.Process(target=_waiting_worker, daemon=True,
+                                           args=(self.site, work, send, counter, [handed, results, *_PARENT_ENDS]))
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # held for this process until
+            try:  # the fork is done; the worker ignores it before it lets it in (see _waiting_worker)
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        except BaseException:
+            for end in ends:
+                end.close()
+            raise
         work.close()
         send.close()
         _PARENT_ENDS.update((handed, results))
@@ -825,6 +833,7 @@ class _Workers:
         self.processes: list[Any] = []
         self.receivers: dict[Any, int] = {}
         self.reserved: dict[Any, int] = {}  # the work pipe of each worker reserved, to its index
+        self.pipes: list[Any] = []  # every pipe to and from its workers
         self.parses: dict[int, ShareParse] = {}
         self.parts: dict[int, ShareParse] = {}  # what a worker still parsing sent so far
         self.reporting = 0  # workers that send what they parsed
@@ -838,6 +847,11 @@ class _Workers:
             if process.is_alive() and exc_info[0] is not None:
                 process.terminate()
             process.join()
+            process.close()
+        # Their pipes closed now, not when a failure's traceback lets go of them: the freeze then
+        # removes its staging, which needs descriptors when the failure was running out of them.
+        for connection in self.pipes:
+            connection.close()
 
     def start(self, share: Share, *, reports_parse: bool) -> None:
         """Have a worker render ``share``; with ``reports_parse`` it sends what it parsed before it renders."""
@@ -847,6 +861,7 @@ class _Workers:
         """A worker for a share to come (see hand_over), taken now, before this process takes in more."""
         waiting = self.pool.take()
         self.receivers[waiting.results] = self.reserved[waiting.work] = len(self.processes)
+        self.pipes += (waiting.work, waiting.results)
         self.processes.append(waiting.process)
         self.counters.append(waiting.counter)
         return waiting.work

@@ -200,18 +200,29 @@ def test_a_full_disk_while_the_state_is_written_is_one_line_and_leaves_no_tempor
     assert snapshot(project / ".build.state") == state
 
 
-def test_too_few_file_descriptors_is_one_line_that_says_what_to_do(project):
+@pytest.mark.parametrize("freeze_kind", ["first", "incremental"])
+def test_too_few_file_descriptors_is_one_line_that_says_what_to_do(project, freeze_kind):
     import resource
     import subprocess
     import sys
 
+    if freeze_kind == "incremental":
+        assert freeze(project).exit_code == 0
+        before = snapshot(project / "build")
+        for number in range(70):  # enough pages for workers
+            path = project / f"content/users/member-{number:03d}.yaml"
+            path.write_text(path.read_text().replace(f"Bio {number}.", "Changed."))
     done = subprocess.run([sys.executable, str(project / "site.py"), "freeze", "--jobs", "2"], cwd=project,
                           capture_output=True, text=True, timeout=120,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16)))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == ("too many open files (Too many open files): raise the limit (ulimit -n) "
                            "or use fewer --jobs\n")
-    assert leftovers(project) == []
+    if freeze_kind == "first":
+        assert leftovers(project) == []
+    else:
+        assert snapshot(project / "build") == before
+        assert not (project / ".build.state/next").exists()
 
 
 def test_a_full_disk_in_a_worker_names_the_disk_in_one_line(project, monkeypatch):
