@@ -130,13 +130,17 @@ def freeze(site: Any, dest: Path | None, base_url: str | None, jobs: int | None,
     from .errors import SiteError
     from .freeze.console import freeze_and_report
 
-    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop)
+    except ValueError:  # not the main thread (a program that runs the command in one): signals are not its own
+        previous = None
     try:
         freeze_and_report(site, dest, out=sys.stdout, err=sys.stderr, base_url=base_url, jobs=jobs, clean=clean)
     except MemoryError:
         raise SiteError("the freeze ran out of memory; fewer --jobs use less") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _stop(number: int, frame: Any) -> None:
