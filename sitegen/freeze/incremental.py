@@ -47,6 +47,7 @@ import gc
 import importlib.util
 import marshal
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -679,37 +680,45 @@ class BuildFolders:
         """Delete the gone files and move the staged ones in, then the state; safe to repeat after a crash.
 
         A failure puts build/ back as it was and raises one line; so does
-        Ctrl-C (or SIGTERM), which then goes on stopping the freeze. Only a
-        crash (a kill, a power cut) leaves the journal for the next freeze.
+        Ctrl-C (or SIGTERM), which then goes on stopping the freeze. Once the
+        state is moved in, the new build stands: an interrupt while the
+        commit is tidied away is held off and dropped, and the freeze ends
+        as done. Only a crash (a kill, a power cut) leaves the journal for
+        the next freeze.
         """
         journal = self._journal()
         assert journal is not None
         _, whole_tree, _, written, deleted, existed = journal
+        interrupts = _HeldInterrupts()
         try:
-            if whole_tree:
-                if self.tree.exists() and not self.dest.exists():
-                    _move(os.rename, self.tree, self.dest)
-            else:
-                self._move_in(written, deleted)
-            if (self.next / STATE_FILE).exists():
-                _move(os.replace, self.next / STATE_FILE, self.state / STATE_FILE)
-        except Exception as exc:
-            self._undo(journal, exc)
-        except (KeyboardInterrupt, SystemExit):  # asked to stop: not half of the new build
-            self._mark_undoing()
-            self._roll_back(journal)
-            raise
-        with contextlib.suppress(OSError):  # compiled templates are a cache: Jinja checks them anyway
-            if self.staged_templates.is_dir():
-                self.templates.mkdir(exist_ok=True)
-                for compiled in self.staged_templates.iterdir():
-                    os.replace(compiled, self.templates / compiled.name)
-        (self.next / COMMIT_FILE).unlink()
-        if not whole_tree:
-            _empty_known_folders(self.tree, written, files_left=False)  # moved in: only their folders are left
-            _empty_known_folders(self.backups, existed)
-        for folder in dict.fromkeys((self.staging, self.next)):
-            _remove_marked(folder, ignore_errors=True)
+            try:
+                if whole_tree:
+                    if self.tree.exists() and not self.dest.exists():
+                        _move(os.rename, self.tree, self.dest)
+                else:
+                    self._move_in(written, deleted)
+                interrupts.hold()
+                if (self.next / STATE_FILE).exists():
+                    _move(os.replace, self.next / STATE_FILE, self.state / STATE_FILE)
+            except Exception as exc:
+                self._undo(journal, exc)
+            except (KeyboardInterrupt, SystemExit):  # asked to stop: not half of the new build
+                self._mark_undoing()
+                self._roll_back(journal)
+                raise
+            with contextlib.suppress(OSError):  # compiled templates are a cache: Jinja checks them anyway
+                if self.staged_templates.is_dir():
+                    self.templates.mkdir(exist_ok=True)
+                    for compiled in self.staged_templates.iterdir():
+                        os.replace(compiled, self.templates / compiled.name)
+            (self.next / COMMIT_FILE).unlink()
+            if not whole_tree:
+                _empty_known_folders(self.tree, written, files_left=False)  # moved in: only their folders left
+                _empty_known_folders(self.backups, existed)
+            for folder in dict.fromkeys((self.staging, self.next)):
+                _remove_marked(folder, ignore_errors=True)
+        finally:
+            interrupts.drop()
 
     def _journal(self) -> tuple | None:
         for name in (COMMIT_FILE, ROLLBACK_FILE):
@@ -804,6 +813,26 @@ class BuildFolders:
         if self.claimed and self.dest.is_dir() and os.listdir(self.dest) == [MARKER]:
             (self.dest / MARKER).unlink()
         self.claimed = False
+
+
+class _HeldInterrupts:
+    """Ctrl-C and SIGTERM held off (blocked) from ``hold`` on, and dropped at ``drop`` if they came."""
+
+    SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+    def __init__(self) -> None:
+        self.before: set[int] | None = None
+
+    def hold(self) -> None:
+        self.before = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+
+    def drop(self) -> None:
+        if self.before is None:
+            return
+        for number in signal.sigpending() & self.SIGNALS:
+            signal.sigwait({number})  # taken, so that letting them in again delivers nothing
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.before)
+        self.before = None
 
 
 def _move(move: Callable[[Any, Any], None], source: str | Path, target: str | Path) -> None:

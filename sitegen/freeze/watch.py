@@ -258,9 +258,10 @@ class Watcher:
 
     def _overtaken(self) -> bool:
         """Whether sources were saved while the freeze ran: its failure may be about a file since
-        fixed or gone (a record moved away while it was read), and another freeze follows anyway."""
+        fixed or gone (a record moved away while it was read), and the freeze they start follows.
+        Only saves that start one count (an editor's swap file does not)."""
         self.take(self.events.read())
-        return self.dirty
+        return self.window.deadline is not None
 
     # ------------------------------------------------------------ delegated freezes
 

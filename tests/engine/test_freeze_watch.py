@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from support import REPO, parse_html
 
 from sitegen.freeze import freeze_site
@@ -89,8 +90,11 @@ def test_a_folder_moved_away_and_back_is_frozen_with_nothing_from_watchdog_on_th
     assert snapshot(root / "build") == snapshot(clean_freeze(root))
 
 
-def test_a_failure_overtaken_by_a_save_is_not_shown_and_the_next_freeze_follows(make_project, watch_freeze):
-    """Fixed while the freeze that finds it runs: the error it would print is already out of date."""
+@pytest.mark.parametrize("meanwhile", ["the fix", "an editor's swap file"])
+def test_a_failure_overtaken_by_a_save_is_not_shown_and_the_next_freeze_follows(make_project, watch_freeze,
+                                                                                 meanwhile):
+    """Fixed while the freeze that finds it runs: the error it would print is already out of date.
+    A swap file starts no freeze: the error stands, and is shown."""
     root = make_project()
     site_py = root / "site.py"  # profile pages that take a while: the fix lands while they render
     site_py.write_text(site_py.read_text().replace(
@@ -104,9 +108,14 @@ def test_a_failure_overtaken_by_a_save_is_not_shown_and_the_next_freeze_follows(
     base.write_text(base.read_text().replace("</footer>", "<!-- every page again --></footer>"))
     ada.write_text(good.replace("bio: ", "bio: See [the notes](/nowhere/). ", 1))  # a link to no page
     time.sleep(0.2)  # the freeze has started and renders the profiles
-    ada.write_text(good)
+    if meanwhile == "an editor's swap file":
+        (root / "content/users/.ada-lovelace.yaml.swp").write_text("swap")
+        watcher.wait_for(lambda: any("nowhere" in line for line in watcher.err), "the error")
+        ada.write_text(good)
+    else:
+        ada.write_text(good)
     froze(watcher, 2)
-    assert not [line for line in watcher.err if "nowhere" in line]
+    assert len([line for line in watcher.err if "nowhere" in line]) == (meanwhile != "the fix")
     assert snapshot(root / "build") == snapshot(clean_freeze(root))
 
 
