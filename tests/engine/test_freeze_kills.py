@@ -117,30 +117,48 @@ def ended(pid: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in /proc")
-def test_the_workers_of_a_killed_freeze_end_too_and_quietly(make_project, tmp_path):
-    root = make_project()
-    add_users(root, 3000)
-    errors = tmp_path / "stderr"
-    with open(errors, "w") as stderr:
-        freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze",
-                                   "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=stderr)
-    staged = root / ".build.state/next/tree/users"
+def start_parallel_freeze(root: Path, **options) -> subprocess.Popen:
+    """``python site.py freeze --jobs 2``: the freeze, two record workers and the listing pages' one."""
+    return subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze", "--jobs", "2"],
+                            text=True, **options)
+
+
+def workers_once(freeze: subprocess.Popen, ready) -> list[int]:
+    """The freeze's workers once ``ready()`` (or once it ended)."""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and freeze.poll() is None:  # until the workers render pages
-        if staged.is_dir() and len(os.listdir(staged)) > 100:
-            break
+    while time.monotonic() < deadline and freeze.poll() is None and not ready():
         time.sleep(0.002)
-    workers = children_of(freeze.pid)  # two record workers and the listing one
-    freeze.send_signal(signal.SIGKILL)
-    freeze.wait()
+    return children_of(freeze.pid)
+
+
+def rendering(root: Path):
+    """Whether the workers render pages: a hundred staged already."""
+    staged = root / ".build.state/next/tree/users"
+    return lambda: staged.is_dir() and len(os.listdir(staged)) > 100
+
+
+def left_running(workers: list[int]) -> list[int]:
+    """The workers that did not end within 20 s, killed so that no test leaves one behind."""
     deadline = time.monotonic() + 20
     while not all(map(ended, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     left = [pid for pid in workers if not ended(pid)]
     for pid in left:
         os.kill(pid, signal.SIGKILL)
-    assert len(workers) == 3 and not left
+    return left
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in /proc")
+def test_the_workers_of_a_killed_freeze_end_too_and_quietly(make_project, tmp_path):
+    root = make_project()
+    add_users(root, 3000)
+    errors = tmp_path / "stderr"
+    with open(errors, "w") as stderr:
+        freeze = start_parallel_freeze(root, stdout=subprocess.DEVNULL, stderr=stderr)
+    workers = workers_once(freeze, rendering(root))
+    freeze.send_signal(signal.SIGKILL)
+    freeze.wait()
+    assert len(workers) == 3 and not left_running(workers)
     assert "Traceback" not in errors.read_text()
 
 
@@ -150,24 +168,13 @@ def test_ctrl_c_ends_the_freeze_and_its_workers_with_one_word(make_project, mome
     """A terminal's Ctrl-C is a SIGINT to every process of its group: the workers' too."""
     root = make_project()
     add_users(root, 3000)
-    freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze",
-                               "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
-    staged = root / ".build.state/next/tree/users"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and freeze.poll() is None:
-        if len(children_of(freeze.pid)) == 3 and (moment == "while the workers wait" or (
-                staged.is_dir() and len(os.listdir(staged)) > 100)):
-            break
-        time.sleep(0.002)
-    workers = children_of(freeze.pid)
+    freeze = start_parallel_freeze(root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    forked = rendering(root) if moment == "while they render" else lambda: True
+    workers = workers_once(freeze, lambda: len(children_of(freeze.pid)) == 3 and forked())
     os.killpg(freeze.pid, signal.SIGINT)
     _, errors = freeze.communicate(timeout=60)
     assert (freeze.returncode, errors.strip(), len(workers)) == (1, "Aborted!", 3)
-    deadline = time.monotonic() + 20
-    while not all(map(ended, workers)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(map(ended, workers))
+    assert not left_running(workers)
     assert not (root / "build").exists() and not (root / ".build.state").exists()
 
 
@@ -175,17 +182,10 @@ def test_ctrl_c_ends_the_freeze_and_its_workers_with_one_word(make_project, mome
 def test_sigterm_ends_the_freeze_as_ctrl_c_does_with_its_usual_status(make_project):
     root = make_project()
     add_users(root, 3000)
-    freeze = subprocess.Popen([sys.executable, str(EXAMPLE / "site.py"), "--root", str(root), "freeze",
-                               "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and freeze.poll() is None and len(children_of(freeze.pid)) < 3:
-        time.sleep(0.002)
-    workers = children_of(freeze.pid)
+    freeze = start_parallel_freeze(root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers = workers_once(freeze, lambda: len(children_of(freeze.pid)) >= 3)
     freeze.send_signal(signal.SIGTERM)  # to the freeze alone, as a service manager or `kill` sends it
     out, errors = freeze.communicate(timeout=60)
     assert (freeze.returncode, out, errors, len(workers)) == (128 + signal.SIGTERM, "", "", 3)
-    deadline = time.monotonic() + 20
-    while not all(map(ended, workers)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(map(ended, workers))
+    assert not left_running(workers)
     assert not (root / "build").exists() and not (root / ".build.state").exists()
