@@ -9,9 +9,13 @@ with EXDEV whenever they cross its boundary.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import os
+import resource
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,10 +206,6 @@ def test_a_full_disk_while_the_state_is_written_is_one_line_and_leaves_no_tempor
 
 @pytest.mark.parametrize("freeze_kind", ["first", "incremental"])
 def test_too_few_file_descriptors_is_one_line_that_says_what_to_do(project, freeze_kind):
-    import resource
-    import subprocess
-    import sys
-
     if freeze_kind == "incremental":
         assert freeze(project).exit_code == 0
         before = snapshot(project / "build")
@@ -301,8 +301,6 @@ def test_running_out_of_memory_is_one_line(project, monkeypatch, where):
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_an_unreadable_static_file_is_named_as_a_file_not_read_not_as_the_build_not_written(
         project, monkeypatch, jobs):
-    import builtins
-
     real_open, unreadable = builtins.open, str(project / "static/styles/site.css")
 
     def denying_open(file, *args, **kwargs):
